@@ -1,0 +1,1 @@
+"""rt2_controller node package."""

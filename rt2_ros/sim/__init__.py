@@ -1,0 +1,1 @@
+"""rt2_sim node package."""

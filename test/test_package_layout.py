@@ -1,0 +1,50 @@
+"""The files a ROS 2 ament_python package and a new user rely on are present and consistent."""
+from pathlib import Path
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_package_xml_format_and_dependencies():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    assert root.get('format') == '3'
+    assert root.findtext('name') == 'rt2_ros'
+    assert root.find('export/build_type').text == 'ament_python'
+    exec_deps = {e.text for e in root.findall('exec_depend')}
+    for dep in ('rclpy', 'sensor_msgs', 'geometry_msgs', 'std_msgs', 'std_srvs',
+                'visualization_msgs', 'diagnostic_msgs', 'cv_bridge', 'python3-opencv',
+                'python3-numpy', 'python3-requests'):
+        assert dep in exec_deps, dep
+    assert 'python3-pytest' in {e.text for e in root.findall('test_depend')}
+
+
+def test_setup_cfg_script_dir():
+    text = (ROOT / 'setup.cfg').read_text()
+    assert 'script_dir=$base/lib/rt2_ros' in text
+    assert 'install_scripts=$base/lib/rt2_ros' in text
+
+
+def test_resource_marker_and_layout():
+    assert (ROOT / 'resource' / 'rt2_ros').is_file()
+    for path in ('rt2_ros', 'launch', 'config', 'test', 'README.md', '.ci/run', 'Makefile'):
+        assert (ROOT / path).exists(), path
+
+
+def test_ci_runs_the_readme_test_command():
+    assert 'make test' in (ROOT / '.ci' / 'run').read_text()
+    readme = (ROOT / 'README.md').read_text()
+    assert 'make test' in readme and 'make demo' in readme
+
+
+def test_console_scripts_declared():
+    text = (ROOT / 'setup.py').read_text()
+    for name in ('rt2 = ', 'rt2_controller = ', 'rt2_sim = '):
+        assert name in text
+
+
+def test_pure_modules_do_not_import_rclpy():
+    code = ('import sys, rt2_ros.actions, rt2_ros.policy.base, rt2_ros.cli.main;'
+            'sys.exit(1 if "rclpy" in sys.modules else 0)')
+    assert subprocess.run([sys.executable, '-c', code], timeout=60).returncode == 0
