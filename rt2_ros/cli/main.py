@@ -1,22 +1,30 @@
 """
 `rt2`: the project's tool CLI.
 
-Each subcommand lives in its own module exposing `register(subparsers)`; the module sets
-`func` on its parser. Modules are imported only when listed here, so a missing optional dependency
-of one subcommand (torch, fastapi, rosbags) never breaks the others.
+Each subcommand lives in its own module `rt2_ros/cli/cmd_<name>.py` exposing
+`register(subparsers)`, which adds a parser and sets `func` on it. Modules are found by name, so
+adding a subcommand touches no shared list. Heavy or optional dependencies (torch, fastapi,
+rosbags, rclpy) are imported inside the command functions, never at module level, so `rt2 --help`
+stays fast and one missing dependency never breaks the other subcommands.
 """
 import argparse
 import importlib
+import pkgutil
 import sys
 from typing import List, Optional
 
 from rt2_ros import __version__
+import rt2_ros.cli
 from rt2_ros.cli.errors import UsageError
 
-SUBCOMMAND_MODULES = [
-    'rt2_ros.cli.actions',
-    'rt2_ros.cli.demo',
-]
+COMMAND_PREFIX = 'cmd_'
+
+
+def command_modules() -> List[str]:
+    """Names of the subcommand modules, sorted."""
+    found = pkgutil.iter_modules(rt2_ros.cli.__path__)
+    return sorted(f'rt2_ros.cli.{info.name}' for info in found
+                  if info.name.startswith(COMMAND_PREFIX))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog='rt2', description='RT-2 style vision-language-action tools for ROS 2 robots.')
     parser.add_argument('--version', action='version', version=f'rt2_ros {__version__}')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for name in SUBCOMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(subparsers)
     return parser
 
