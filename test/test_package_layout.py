@@ -45,7 +45,7 @@ def test_console_scripts_declared():
 
 
 def _is_ros_module(name: str) -> bool:
-    """Modules allowed to import rclpy at module level: `*node` modules and the `ros` subpackage."""
+    """Tell whether a module may import rclpy: `*node` modules and the `ros` subpackage."""
     parts = name.split('.')
     return parts[-1].endswith('node') or 'ros' in parts[1:]
 
