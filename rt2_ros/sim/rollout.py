@@ -1,0 +1,250 @@
+"""
+Pure (no ROS) rollouts: controller-equivalent action execution, episodes, demonstrations.
+
+Executing an action here means what `rt2_controller` does with it (docs/ARCHITECTURE.md): the
+translation and rotation are displacements over one decision period T, sent as a constant
+velocity delta / T (rotation: the roll-pitch-yaw delta's rotation vector / T) for the physics
+ticks of that period; the gripper dimension is an absolute target set at the start of the
+period; the terminate token ends the episode. Actions pass through the action codec's bins
+first, so a demonstration's action is exactly what its tokens decode to and a rollout here
+matches a closed loop over ROS up to message timing.
+"""
+from dataclasses import dataclass, field
+import functools
+import time
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from rt2_ros.actions import load_action_space, make_codec
+from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
+from rt2_ros.sim.geometry import rpy_to_rotvec
+from rt2_ros.sim.render import CameraSpec, Renderer
+from rt2_ros.sim.tasks import Episode, make_episode
+from rt2_ros.sim.world import SimConfig, TabletopSim
+
+DEFAULT_DECISION_RATE_HZ = 5.0
+DEFAULT_MAX_STEPS = 40
+
+
+@functools.lru_cache(maxsize=8)
+def _preset(name: str):
+    space = load_action_space(name)
+    return space, make_codec(space)
+
+
+class ActionExecutor:
+    """Turns rt2-space actions into sim velocity commands over one decision period."""
+
+    def __init__(self, decision_period_s: float = 1.0 / DEFAULT_DECISION_RATE_HZ,
+                 space: Union[str, object] = 'rt2') -> None:
+        if isinstance(space, str):
+            self.space, self.codec = _preset(space)
+        else:
+            self.space, self.codec = space, make_codec(space)
+        self.period = float(decision_period_s)
+        if not self.period > 0:
+            raise ValueError('decision period must be positive')
+        self._t = self.space.indices('translation')
+        self._r = self.space.indices('rotation')
+        self._g = self.space.gripper_index
+        self._term = self.space.terminate_index
+
+    def quantize(self, values: Sequence[float]) -> np.ndarray:
+        """Return the bins of an action (clipped to the space's bounds)."""
+        return self.codec.values_to_bins(np.asarray(values, dtype=float))
+
+    def decode(self, bins: Sequence[int]):
+        return self.codec.from_bins(bins)
+
+    def text(self, bins: Sequence[int]) -> str:
+        return ' '.join(str(int(b)) for b in bins)
+
+    def velocities(self, values: np.ndarray):
+        """Return (linear m/s, angular rad/s, gripper position or None) for an action."""
+        linear = np.zeros(3)
+        for k, i in enumerate(self._t[:3]):
+            linear[k] = values[i] / self.period
+        rpy = [values[i] for i in self._r[:3]] + [0.0] * (3 - len(self._r[:3]))
+        angular = rpy_to_rotvec(*rpy) / self.period
+        gripper = None
+        if self._g is not None:
+            gripper = self.space.gripper_openness(float(values[self._g]))
+        return linear, angular, gripper
+
+    def execute(self, sim: TabletopSim, bins: Sequence[int]) -> bool:
+        """Run one decision period in the sim; return True if the action says terminate."""
+        decoded = self.codec.from_bins(bins)
+        if decoded.terminate:
+            sim.stop()
+            return True
+        linear, angular, gripper = self.velocities(decoded.values)
+        if gripper is not None:
+            sim.set_gripper(gripper)
+        sim.set_velocity(linear, angular[2])
+        sim.step(self.ticks(sim))
+        sim.stop()
+        return False
+
+    def ticks(self, sim: TabletopSim) -> int:
+        return max(1, int(round(self.period * sim.config.physics_rate_hz)))
+
+
+@dataclass
+class Step:
+    """One decision: what the camera showed and what was done."""
+
+    image: Optional[np.ndarray]
+    bins: np.ndarray          # executed action's tokens (rt2 bins)
+    action: np.ndarray        # executed action in rt2 units (decoded from the bins)
+    intended: np.ndarray      # the expert's noise-free action in rt2 units (quantized)
+    intended_bins: np.ndarray
+    ee: np.ndarray            # fingertip x, y, z (base_link), yaw, gripper opening
+    text: str = ''
+
+
+@dataclass
+class Demonstration:
+    """One expert episode."""
+
+    task: Dict
+    instruction: str
+    steps: List[Step] = field(default_factory=list)
+    success: bool = False
+    terminated: bool = False
+
+    def images(self) -> np.ndarray:
+        return np.stack([s.image for s in self.steps])
+
+    def actions(self) -> np.ndarray:
+        return np.stack([s.action for s in self.steps])
+
+
+@dataclass
+class EpisodeResult:
+    """Outcome of a closed-loop episode."""
+
+    task: Dict
+    instruction: str
+    success: bool
+    terminated: bool
+    steps: int
+    frames: List[np.ndarray] = field(default_factory=list)
+    actions: List[np.ndarray] = field(default_factory=list)
+
+
+def _ee_state(sim: TabletopSim) -> np.ndarray:
+    g = sim.gripper
+    return np.array([g.position[0], g.position[1], g.position[2], g.yaw, g.opening])
+
+
+def make_renderer(episode: Episode, width: int = 224, height: int = 224) -> Renderer:
+    return Renderer(CameraSpec(width=int(width), height=int(height)), episode.look)
+
+
+def expert_episode(episode: Episode, render: bool = True, width: int = 224, height: int = 224,
+                   decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
+                   max_steps: int = DEFAULT_MAX_STEPS, noise: ExpertNoise = ExpertNoise(),
+                   config: SimConfig = SimConfig()) -> Demonstration:
+    """Run the scripted expert on an episode, recording every decision."""
+    sim = episode.build_sim(config)
+    renderer = make_renderer(episode, width, height) if render else None
+    executor = ActionExecutor(1.0 / decision_rate_hz)
+    expert = ScriptedExpert(episode.task, noise)
+    demo = Demonstration(task=episode.task.to_dict(), instruction=episode.instruction)
+    for _ in range(int(max_steps)):
+        image = renderer.render(sim) if renderer is not None else None
+        executed, intended = expert.act(sim)
+        bins = executor.quantize(executed)
+        intended_bins = executor.quantize(intended)
+        demo.steps.append(Step(
+            image=image, bins=bins, action=executor.codec.bins_to_values(bins),
+            intended=executor.codec.bins_to_values(intended_bins), intended_bins=intended_bins,
+            ee=_ee_state(sim), text=executor.text(bins)))
+        if executor.execute(sim, bins):
+            demo.terminated = True
+            break
+    demo.success = episode.task.success(sim)
+    return demo
+
+
+def generate_demonstrations(split: str, seeds: Iterable[int], family: Optional[str] = None,
+                            render: bool = True, width: int = 224, height: int = 224,
+                            decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
+                            max_steps: int = DEFAULT_MAX_STEPS,
+                            noise: ExpertNoise = ExpertNoise(), variation: str = 'none',
+                            only_successful: bool = False) -> Iterator[Demonstration]:
+    """
+    Yield expert demonstrations for a split over a seed range.
+
+    Each Demonstration holds the instruction, the task, and per decision the camera image (RGB
+    uint8), the executed action's rt2 tokens and values, the intended (noise-free) action, and
+    at the end whether the episode succeeded. With only_successful, failed episodes (rare) are
+    skipped.
+    """
+    for seed in seeds:
+        episode = make_episode(split, int(seed), family=family, variation=variation)
+        demo = expert_episode(episode, render, width, height, decision_rate_hz, max_steps,
+                              noise)
+        if demo.success or not only_successful:
+            yield demo
+
+
+PolicyFn = Callable[[np.ndarray, str], Union[str, Sequence[float]]]
+
+
+def run_episode(policy_fn: PolicyFn, split: str, seed: int, family: Optional[str] = None,
+                width: int = 224, height: int = 224,
+                decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
+                max_steps: int = DEFAULT_MAX_STEPS, variation: str = 'none',
+                keep_frames: bool = False, config: SimConfig = SimConfig()) -> EpisodeResult:
+    """
+    Run a policy closed loop in the pure sim: image + instruction in, rt2 action out.
+
+    policy_fn returns the model's text (decoded with the rt2 codec, so invalid text raises
+    ActionDecodeError) or 8 values in rt2 units (quantized to bins like a model's output).
+    """
+    episode = make_episode(split, int(seed), family=family, variation=variation)
+    sim = episode.build_sim(config)
+    renderer = make_renderer(episode, width, height)
+    executor = ActionExecutor(1.0 / decision_rate_hz)
+    result = EpisodeResult(task=episode.task.to_dict(), instruction=episode.instruction,
+                           success=False, terminated=False, steps=0)
+    for _ in range(int(max_steps)):
+        image = renderer.render(sim)
+        output = policy_fn(image, episode.instruction)
+        if isinstance(output, str):
+            bins = executor.codec.decode(output).bins
+        else:
+            bins = executor.quantize(output)
+        if keep_frames:
+            result.frames.append(image)
+        result.actions.append(executor.codec.bins_to_values(bins))
+        result.steps += 1
+        if executor.execute(sim, bins):
+            result.terminated = True
+            break
+    result.success = episode.task.success(sim)
+    return result
+
+
+def expert_success_rates(split: str, seeds: Iterable[int], families: Sequence[str],
+                         noise: ExpertNoise = ExpertNoise(),
+                         decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
+                         max_steps: int = DEFAULT_MAX_STEPS) -> Dict[str, Dict[str, float]]:
+    """Return per-family success rate, mean decisions and wall time of the expert (no images)."""
+    seeds = list(seeds)
+    out = {}
+    for family in families:
+        start = time.perf_counter()
+        wins, steps = 0, 0
+        for seed in seeds:
+            demo = expert_episode(make_episode(split, seed, family=family), render=False,
+                                  decision_rate_hz=decision_rate_hz, max_steps=max_steps,
+                                  noise=noise)
+            wins += int(demo.success and demo.terminated)
+            steps += len(demo.steps)
+        out[family] = {'success_rate': wins / len(seeds), 'episodes': len(seeds),
+                       'mean_decisions': steps / len(seeds),
+                       'seconds': time.perf_counter() - start}
+    return out
