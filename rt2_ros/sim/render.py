@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from rt2_ros.sim.geometry import place_polygon, rectangle, regular_polygon
+from rt2_ros.sim.splits import VARIATION_LEVELS
 from rt2_ros.sim.world import (
     FINGER_LENGTH, FINGER_THICKNESS, MAX_WIDTH, TabletopSim,
 )
@@ -39,7 +40,6 @@ TABLE_COLOURS = (
     (160, 176, 186),  # blue-grey
 )
 BACKGROUND_RGB = (58, 60, 66)
-VARIATION_LEVELS = ('none', 'mild', 'strong')
 
 
 @dataclass(frozen=True)

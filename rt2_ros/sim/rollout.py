@@ -49,10 +49,34 @@ class ActionExecutor:
         self._r = self.space.indices('rotation')
         self._g = self.space.gripper_index
         self._term = self.space.terminate_index
+        # The codec's per-dimension loop costs more than a physics step; for the RT-1 grid the
+        # same arithmetic vectorizes (tested equal to the codec).
+        dims = self.space.dimensions
+        self._fast = (self.space.binning == 'rt1_grid' and self.codec.unnormalizer is None)
+        self._low = np.array([d.low for d in dims])
+        self._high = np.array([d.high for d in dims])
+        self._steps = np.array([d.bins - 1 for d in dims], dtype=float)
+        self._discrete = np.array([d.is_discrete for d in dims])
+        self._round = 0.5 if self.space.rounding == 'nearest' else 0.0
 
     def quantize(self, values: Sequence[float]) -> np.ndarray:
         """Return the bins of an action (clipped to the space's bounds)."""
-        return self.codec.values_to_bins(np.asarray(values, dtype=float))
+        array = np.asarray(values, dtype=float)
+        if not self._fast or array.shape != self._low.shape or not np.all(np.isfinite(array)) \
+                or np.any(array[self._discrete] != np.rint(array[self._discrete])):
+            return self.codec.values_to_bins(array)
+        scaled = (np.clip(array, self._low, self._high) - self._low) / (self._high - self._low)
+        bins = np.floor(scaled * self._steps + self._round)
+        bins = np.where(self._discrete, np.clip(np.rint(array), 0, self._steps), bins)
+        return np.clip(bins, 0, self._steps).astype(np.int64)
+
+    def values(self, bins: Sequence[int]) -> np.ndarray:
+        """Return an action's values in the space's units from its bins."""
+        if not self._fast:
+            return self.codec.bins_to_values(bins)
+        array = np.asarray(bins, dtype=float)
+        grid = array / self._steps * (self._high - self._low) + self._low
+        return np.where(self._discrete, array, grid)
 
     def decode(self, bins: Sequence[int]):
         return self.codec.from_bins(bins)
@@ -74,17 +98,23 @@ class ActionExecutor:
 
     def execute(self, sim: TabletopSim, bins: Sequence[int]) -> bool:
         """Run one decision period in the sim; return True if the action says terminate."""
-        decoded = self.codec.from_bins(bins)
-        if decoded.terminate:
+        if self.is_terminate(bins):
             sim.stop()
             return True
-        linear, angular, gripper = self.velocities(decoded.values)
+        linear, angular, gripper = self.velocities(self.values(bins))
         if gripper is not None:
             sim.set_gripper(gripper)
         sim.set_velocity(linear, angular[2])
         sim.step(self.ticks(sim))
         sim.stop()
         return False
+
+    def is_terminate(self, bins: Sequence[int]) -> bool:
+        """Tell whether an action's terminate dimension says terminate."""
+        if self._term is None:
+            return False
+        dim = self.space.dimensions[self._term]
+        return dim.labels[int(bins[self._term])] == 'terminate'
 
     def ticks(self, sim: TabletopSim) -> int:
         return max(1, int(round(self.period * sim.config.physics_rate_hz)))
@@ -158,8 +188,8 @@ def expert_episode(episode: Episode, render: bool = True, width: int = 224, heig
         bins = executor.quantize(executed)
         intended_bins = executor.quantize(intended)
         demo.steps.append(Step(
-            image=image, bins=bins, action=executor.codec.bins_to_values(bins),
-            intended=executor.codec.bins_to_values(intended_bins), intended_bins=intended_bins,
+            image=image, bins=bins, action=executor.values(bins),
+            intended=executor.values(intended_bins), intended_bins=intended_bins,
             ee=_ee_state(sim), text=executor.text(bins)))
         if executor.execute(sim, bins):
             demo.terminated = True
@@ -219,7 +249,7 @@ def run_episode(policy_fn: PolicyFn, split: str, seed: int, family: Optional[str
             bins = executor.quantize(output)
         if keep_frames:
             result.frames.append(image)
-        result.actions.append(executor.codec.bins_to_values(bins))
+        result.actions.append(executor.values(bins))
         result.steps += 1
         if executor.execute(sim, bins):
             result.terminated = True

@@ -18,6 +18,8 @@ from typing import Dict, Tuple
 FAMILIES: Tuple[str, ...] = ('pick', 'place_on', 'move_to', 'push_next_to')
 REFERENT_FORMS: Tuple[str, ...] = ('direct', 'smallest', 'largest', 'closest', 'colour_of')
 REASONING_FORMS: Tuple[str, ...] = ('smallest', 'largest', 'closest', 'colour_of')
+# Scene appearance variation levels (render.sample_look): none, a new room, a very new room.
+VARIATION_LEVELS: Tuple[str, ...] = ('none', 'mild', 'strong')
 
 # Held out of `train` entirely: each colour and each shape still appears in train with others.
 HELD_OUT_COMBOS: Tuple[Tuple[str, str], ...] = (

@@ -35,6 +35,8 @@ FINGER_DEPTH = 0.022
 FINGER_LENGTH = 0.055
 # Overlap of a finger with a block's side needed to hold it.
 GRASP_MIN_OVERLAP = 0.008
+_FINGER_LOCAL = rectangle(FINGER_DEPTH / 2.0, FINGER_THICKNESS / 2.0)
+FINGER_RADIUS = math.hypot(FINGER_DEPTH / 2.0, FINGER_THICKNESS / 2.0)
 # Radius of a circle around the fingertip point containing both fingers, fully open.
 HAND_RADIUS = math.hypot(MAX_WIDTH / 2.0 + FINGER_THICKNESS, FINGER_DEPTH / 2.0)
 
@@ -196,9 +198,12 @@ class TabletopSim:
 
     def base_to_world(self, point: Sequence[float]) -> np.ndarray:
         """Map a base_link point to the world frame."""
-        p = np.asarray(point, dtype=float)
-        xy = rotation_2d(self.base[2]) @ p[:2] + self.base[:2]
-        return np.array([xy[0], xy[1], p[2]])
+        bx, by, yaw = float(self.base[0]), float(self.base[1]), float(self.base[2])
+        x, y, z = float(point[0]), float(point[1]), float(point[2])
+        if yaw == 0.0:
+            return np.array([x + bx, y + by, z])
+        c, s = math.cos(yaw), math.sin(yaw)
+        return np.array([c * x - s * y + bx, s * x + c * y + by, z])
 
     def world_to_base(self, point: Sequence[float]) -> np.ndarray:
         """Map a world point to base_link."""
@@ -217,11 +222,11 @@ class TabletopSim:
         if center is None or yaw is None:
             center, yaw = self.ee_world()
         width = self.gripper.width if width is None else width
-        closing = np.array([-math.sin(yaw), math.cos(yaw)])
-        local = rectangle(FINGER_DEPTH / 2.0, FINGER_THICKNESS / 2.0)
+        c, s = math.cos(yaw), math.sin(yaw)
+        local = _FINGER_LOCAL if yaw == 0.0 else _FINGER_LOCAL @ np.array([[c, s], [-s, c]])
         offset = (width + FINGER_THICKNESS) / 2.0
-        return [place_polygon(local, center[:2] + sign * offset * closing, yaw)
-                for sign in (-1.0, 1.0)]
+        cx, cy = float(center[0]), float(center[1])
+        return [local + (cx - sign * s * offset, cy + sign * c * offset) for sign in (-1.0, 1.0)]
 
     def _finger_centres(self) -> List[np.ndarray]:
         center, yaw = self.ee_world()
@@ -453,20 +458,20 @@ class TabletopSim:
         """Resolve overlaps of the fingers (and a held block) with blocks by pushing them."""
         center, yaw = self.ee_world()
         tip = float(center[2])
+        held = self.gripper.held
+        excluded = set() if held is None else set(self.stack_above(held))
+        lowest = tip if held is None else min(tip, float(self.blocks[held].position[2]))
+        if all(b.top <= lowest + 1e-4 for i, b in enumerate(self.blocks) if i not in excluded):
+            return  # everything that moves is above every block
         movers = []
         polys = self.finger_polygons(center, yaw)
-        for poly, old, new in zip(polys, fingers_before, self._finger_centres()):
+        fingers_now = self._finger_centres()
+        for poly, old, new in zip(polys, fingers_before, fingers_now):
             movers.append((poly, tip, tip + FINGER_LENGTH, new - old))
-        held = self.gripper.held
-        excluded = set()
         if held is not None:
             hb = self.blocks[held]
             motion = None if held_before is None else hb.position[:2] - held_before
             movers.append((hb.polygon(), float(hb.position[2]), hb.top, motion))
-            excluded = set(self.stack_above(held))
-        lowest = min(bottom for _, bottom, _, _ in movers)
-        if all(b.top <= lowest + 1e-4 for i, b in enumerate(self.blocks) if i not in excluded):
-            return
         hand_axes = self._hand_axes(yaw)
         for i, block in enumerate(self.blocks):
             if i in excluded:
@@ -475,7 +480,8 @@ class TabletopSim:
                 if block.top <= bottom + 1e-4 or block.position[2] >= top - 1e-4:
                     continue
                 if k < 2:
-                    if not _near(block.position, center, HAND_RADIUS + block.spec.circumradius):
+                    finger = fingers_now[k]
+                    if not _near(block.position, finger, FINGER_RADIUS + block.spec.circumradius):
                         continue
                     axes = np.concatenate([hand_axes, block.axes()])
                 else:
@@ -567,6 +573,7 @@ class TabletopSim:
                 'opening': float(g.opening),
                 'target': float(g.target),
                 'held': g.held,
+                'held_offset': [float(v) for v in g.held_offset],
             },
             'blocks': [{
                 'name': b.spec.name, 'colour': b.spec.colour, 'shape': b.spec.shape,
@@ -574,3 +581,19 @@ class TabletopSim:
                 'yaw': float(b.yaw), 'support': b.support,
             } for b in self.blocks],
         }
+
+
+def sim_from_snapshot(data: Dict[str, Any], config: SimConfig = SimConfig()) -> TabletopSim:
+    """Rebuild a simulator from `TabletopSim.snapshot()` data (e.g. the node's state topic)."""
+    blocks = [Block(BlockSpec(b['colour'], b['shape'], b['size']),
+                    np.array(b['position'], dtype=float), float(b['yaw']), int(b['support']))
+              for b in data['blocks']]
+    g = data['gripper']
+    gripper = Gripper(position=np.array(g['position'], dtype=float), yaw=float(g['yaw']),
+                      opening=float(g['opening']), target=float(g['target']),
+                      held=None if g['held'] is None else int(g['held']),
+                      held_offset=tuple(g.get('held_offset', (0.0, 0.0, 0.0))))
+    sim = TabletopSim(blocks, gripper, config)
+    sim.base = np.array(data.get('base', (0.0, 0.0, 0.0)), dtype=float)
+    sim.time = float(data.get('time', 0.0))
+    return sim
