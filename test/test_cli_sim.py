@@ -1,8 +1,8 @@
 """`rt2 sim` pure subcommands as a user runs them."""
 import json
 
-import cv2
 from cli_helpers import run_rt2
+import cv2
 import numpy as np
 
 

@@ -108,6 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='decisions per second (default: 5)')
     gen.add_argument('--only-successful', action='store_true',
                      help='drop the (rare) failed episodes')
+    gen.add_argument('--workers', type=_positive_int, default=1,
+                     help='processes to generate with (default: 1)')
     gen.set_defaults(func=run_generate)
 
     rec = sub.add_parser(
@@ -214,11 +216,11 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UsageError(f'directory {out.parent} does not exist')
     seeds = range(args.seed, args.seed + args.episodes)
     images, bins, actions, intended, episode_of, instructions, success = [], [], [], [], [], [], []
-    start = time.perf_counter()
-    for k, demo in enumerate(generate_demonstrations(
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for demo in generate_demonstrations(
             args.split, seeds, family=args.family, width=args.size[0], height=args.size[1],
             decision_rate_hz=args.decision_rate_hz, variation=args.variation,
-            only_successful=args.only_successful)):
+            only_successful=args.only_successful, workers=args.workers):
         for step in demo.steps:
             images.append(step.image)
             bins.append(step.bins)
@@ -228,6 +230,7 @@ def run_generate(args: argparse.Namespace) -> int:
         instructions.append(demo.instruction)
         success.append(demo.success)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     np.savez_compressed(
         out, images=np.stack(images), bins=np.stack(bins), actions=np.stack(actions),
         intended=np.stack(intended), episode=np.array(episode_of),
@@ -236,7 +239,8 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f'{out}: {len(instructions)} episodes, {len(images)} steps, '
           f'{sum(success) / max(1, len(success)):.1%} success; generated in {elapsed:.1f} s = '
           f'{len(instructions) / elapsed:.1f} episodes/s, {len(images) / elapsed:.0f} steps/s '
-          f'(images {args.size[0]}x{args.size[1]})')
+          f'(images {args.size[0]}x{args.size[1]}, {args.workers} worker(s)); this process used '
+          f'{cpu:.1f} s CPU = {len(images) / max(cpu, 1e-9):.0f} steps per CPU-second')
     return 0
 
 

@@ -70,6 +70,18 @@ def typestore_for(distro: str):
     return get_typestore(stores[distro])
 
 
+class _Reply:
+    """An answer from the writer thread."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.done = threading.Event()
+
+    def answer(self, value: Any) -> None:
+        self.value = value
+        self.done.set()
+
+
 class DemoRecorder(Node):
     """
     Raw subscriptions to the demo topics, written to the currently open bag.
@@ -136,32 +148,29 @@ class DemoRecorder(Node):
                         name: writer.add_connection(name, type_name, typestore=typestore,
                                                     offered_qos_profiles=[_bag_qos(qos)])
                         for name, type_name, qos in self._topics}
-                    reply.append(None)
+                    reply.answer(None)
                 except Exception as exc:  # noqa: BLE001 - handed to the caller
                     writer = None
-                    reply.append(exc)
+                    reply.answer(exc)
             elif kind == 'close':
                 if writer is not None:
                     writer.close()
                 writer = None
-                item[1].append(None)
+                item[1].answer(None)
             else:
                 if writer is not None:
                     writer.close()
                 return
 
     def _request(self, *item: Any, timeout: float = 60.0) -> Any:
-        reply: List[Any] = []
+        reply = _Reply()
         self._queue.put(item + (reply,))
-        deadline = time.monotonic() + timeout
-        while not reply:
-            if time.monotonic() > deadline:
-                raise TimeoutError('bag writer did not answer')
-            time.sleep(0.005)
-        return reply[0]
+        if not reply.done.wait(timeout):
+            raise TimeoutError('bag writer did not answer')
+        return reply.value
 
     def start_bag(self, path: Path, storage: str = 'mcap', distro: str = 'kilted',
-             first_episode: int = 0) -> None:
+                  first_episode: int = 0) -> None:
         """
         Start writing a new bag at path (which must not exist).
 
@@ -195,15 +204,15 @@ class DemoRecorder(Node):
         super().destroy_node()
 
 
-def _wait(predicate, timeout: float, poll: threading.Event) -> bool:
-    """Wait for predicate() with a timeout, waking on `poll` (set by callbacks) or every 50 ms."""
+def _wait(predicate, timeout: float) -> bool:
+    """Wait for predicate() (state kept by executor callbacks), checking every 20 ms."""
     deadline = time.monotonic() + timeout
+    tick = threading.Event()
     while not predicate():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        poll.wait(min(0.05, remaining))
-        poll.clear()
+        tick.wait(min(0.02, remaining))
     return True
 
 
@@ -284,9 +293,8 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
         if not reset.wait_for_service(timeout_sec=60.0) or \
                 not set_params.wait_for_service(timeout_sec=10.0):
             raise RuntimeError(f'rt2_sim did not come up; see {out / "rt2_sim.log"}')
-        poll = threading.Event()
         # The sim's start-up episode tells that discovery is done and gives its episode number.
-        if not _wait(lambda: recorder.episode is not None, 30.0, poll):
+        if not _wait(lambda: recorder.episode is not None, 30.0):
             raise RuntimeError('no episode announcement from rt2_sim')
         if not per_episode:
             bag = out / f'{split}_seed{seed}-{seed + episodes - 1}'
@@ -311,9 +319,9 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
             expert.follow(info['episode'])
             started = time.monotonic()
             finished = _wait(lambda: expert.episode_id == info['episode']
-                             and expert.finished.is_set(), episode_timeout_s, poll)
+                             and expert.finished.is_set(), episode_timeout_s)
             # Let the final state (and success) reach the bag.
-            _wait(lambda: expert.states_after_finish >= 3, 2.0, poll)
+            _wait(lambda: expert.states_after_finish >= 3, 2.0)
             with expert.lock:
                 state = expert.state or {}
                 status = expert.status if finished else 'timeout'

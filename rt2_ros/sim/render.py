@@ -9,6 +9,7 @@ shadows from a light above give height - the gripper's shadow on the table (or o
 shows how far above it the fingers are, and a held block's shadow moves with the hand.
 """
 from dataclasses import dataclass, replace
+import functools
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -116,6 +117,14 @@ class _Part:
         self.centre = self.footprint.mean(axis=0)
         self.lo = self.footprint.min(axis=0)
         self.hi = self.footprint.max(axis=0)
+
+
+_UP = np.array([0.0, 0.0, 1.0])
+
+
+@functools.lru_cache(maxsize=64)
+def _next_index(n: int) -> np.ndarray:
+    return np.roll(np.arange(n), -1)
 
 
 class Renderer:
@@ -226,21 +235,41 @@ class Renderer:
         table = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
         self._draw_table(image, table, rotation, centre)
         parts, block_ids = self._parts(sim)
-        # Shadows on the table (objects never leave it, so no clipping to its edges).
-        shadow_table = self._shadow_rgb(self.look.table_rgb)
-        for part in parts:
-            shadow = self._shadow_on_plane(part, 0.0)
-            if shadow is not None:
-                uv = self._project(np.column_stack([shadow, np.zeros(len(shadow))]),
-                                   rotation, centre)
-                if uv is not None:
-                    self._fill(image, uv, shadow_table)
+        # Every part's bottom and top rings, projected in one go; and the same points slid
+        # along the light onto the table, whose hull in the image is the part's shadow.
+        counts = [len(part.footprint) for part in parts]
+        starts = np.cumsum([0] + [2 * n for n in counts])
+        rings = np.concatenate([
+            np.column_stack([np.concatenate([part.footprint, part.footprint]),
+                             np.repeat([part.z0, part.z1], len(part.footprint))])
+            for part in parts])
+        cam_points = (rings - centre) @ rotation.T
+        in_front = cam_points[:, 2] >= NEAR
+        focal, principal = self._K[0, 0], self._K[:2, 2]
+        uv = cam_points[:, :2] / np.maximum(cam_points[:, 2:3], NEAR) * focal + principal
+        ipts = np.round(uv * SCALE).astype(np.int32)
+        t = rings[:, 2] / -self._light[2]
+        flat = np.column_stack([rings[:, :2] + t[:, None] * self._light[:2],
+                                np.zeros(len(rings))])
+        flat_cam = (flat - centre) @ rotation.T
+        shadow_ok = flat_cam[:, 2] >= NEAR
+        shadow_uv = flat_cam[:, :2] / np.maximum(flat_cam[:, 2:3], NEAR) * focal + principal
+        shadow_pts = np.round(shadow_uv * SCALE).astype(np.int32)
+        shadow_table = tuple(int(c) for c in self._shadow_rgb(self.look.table_rgb))
+        for k in range(len(parts)):
+            a, b = starts[k], starts[k + 1]
+            if np.all(shadow_ok[a:b]):
+                hull = cv2.convexHull(shadow_pts[a:b])
+                cv2.fillPoly(image, [hull], shadow_table, cv2.LINE_AA, SHIFT)
         # Objects, farthest first.
-        distances = [-float(np.linalg.norm(np.array([part.centre[0], part.centre[1],
-                                                     0.5 * (part.z0 + part.z1)]) - centre))
-                     for part in parts]
+        mids = np.array([[part.centre[0], part.centre[1], 0.5 * (part.z0 + part.z1)]
+                         for part in parts])
+        distances = -np.linalg.norm(mids - centre, axis=1)
         for k in np.argsort(distances, kind='stable'):
-            self._draw_prism(image, parts[k], rotation, centre,
+            a, b = starts[k], starts[k + 1]
+            if not np.all(in_front[a:b]):
+                continue
+            self._draw_prism(image, parts[k], centre, uv[a:b], ipts[a:b], rotation,
                              parts if block_ids[k] >= 0 else None)
         return image
 
@@ -263,37 +292,34 @@ class Renderer:
             uv = kept[:, :2] / kept[:, 2:3] * self._K[0, 0] + self._K[:2, 2]
             self._fill(image, uv, colour)
 
-    def _draw_prism(self, image: np.ndarray, part: _Part, rotation: np.ndarray,
-                    centre: np.ndarray, all_parts: Optional[List[_Part]]) -> None:
+    def _draw_prism(self, image: np.ndarray, part: _Part, centre: np.ndarray, uv: np.ndarray,
+                    ipts: np.ndarray, rotation: np.ndarray,
+                    all_parts: Optional[List[_Part]]) -> None:
         n = len(part.footprint)
-        ring = np.concatenate([
-            np.column_stack([part.footprint, np.full(n, part.z0)]),
-            np.column_stack([part.footprint, np.full(n, part.z1)])])
-        uv = self._project(ring, rotation, centre)
-        if uv is None:
-            return
-        uv_bottom, uv_top = uv[:n], uv[n:]
-        edges = np.roll(part.footprint, -1, axis=0) - part.footprint
+        nxt = _next_index(n)
+        edges = part.footprint[nxt] - part.footprint
         normals = np.column_stack([edges[:, 1], -edges[:, 0]])
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        normals /= np.maximum(np.hypot(normals[:, 0], normals[:, 1]), 1e-12)[:, None]
         mids = part.footprint + 0.5 * edges
         visible = np.einsum('ij,ij->i', normals, centre[:2] - mids) > 0.0
         lit = np.clip(-(normals @ self._light[:2]), 0.0, None)
-        factors = self.look.ambient + self.look.diffuse * lit
-        base = np.array(part.rgb, dtype=float)
+        colours = np.minimum(np.outer(self.look.ambient + self.look.diffuse * lit,
+                                      np.asarray(part.rgb, dtype=float)), 255.0).astype(int)
         for i in np.flatnonzero(visible):
-            j = (i + 1) % n
-            quad = np.array([uv_bottom[i], uv_bottom[j], uv_top[j], uv_top[i]])
-            self._fill(image, quad, np.minimum(base * factors[i], 255.0))
+            j = nxt[i]
+            quad = ipts[[i, j, n + j, n + i]]
+            cv2.fillPoly(image, [quad], tuple(colours[i].tolist()), cv2.LINE_AA, SHIFT)
         top_visible = part.z1 < centre[2]
         if top_visible:
-            self._fill(image, uv_top, self._shade(part.rgb, np.array([0.0, 0.0, 1.0])))
+            cv2.fillPoly(image, [ipts[n:]],
+                         tuple(int(c) for c in self._shade(part.rgb, _UP)), cv2.LINE_AA, SHIFT)
             if all_parts is not None:
-                self._shadows_on_top(image, part, all_parts, rotation, centre, uv_top)
-        hull = cv2.convexHull(uv.astype(np.float32))
-        self._outline(image, hull.reshape(-1, 2), part.outline)
+                self._shadows_on_top(image, part, all_parts, rotation, centre, uv[n:])
+        outline = tuple(int(c) for c in part.outline)
+        hull = cv2.convexHull(ipts)
+        cv2.polylines(image, [hull], True, outline, 1, cv2.LINE_AA, SHIFT)
         if top_visible:
-            self._outline(image, uv_top, part.outline)
+            cv2.polylines(image, [ipts[n:]], True, outline, 1, cv2.LINE_AA, SHIFT)
 
     def _shadows_on_top(self, image: np.ndarray, part: _Part, all_parts: List[_Part],
                         rotation: np.ndarray, centre: np.ndarray, uv_top: np.ndarray) -> None:

@@ -198,26 +198,41 @@ def expert_episode(episode: Episode, render: bool = True, width: int = 224, heig
     return demo
 
 
+def _demo_for_seed(job) -> Demonstration:
+    seed, split, family, variation, args = job
+    episode = make_episode(split, int(seed), family=family, variation=variation)
+    return expert_episode(episode, *args)
+
+
 def generate_demonstrations(split: str, seeds: Iterable[int], family: Optional[str] = None,
                             render: bool = True, width: int = 224, height: int = 224,
                             decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
                             max_steps: int = DEFAULT_MAX_STEPS,
                             noise: ExpertNoise = ExpertNoise(), variation: str = 'none',
-                            only_successful: bool = False) -> Iterator[Demonstration]:
+                            only_successful: bool = False,
+                            workers: int = 1) -> Iterator[Demonstration]:
     """
-    Yield expert demonstrations for a split over a seed range.
+    Yield expert demonstrations for a split over a seed range, in seed order.
 
     Each Demonstration holds the instruction, the task, and per decision the camera image (RGB
     uint8), the executed action's rt2 tokens and values, the intended (noise-free) action, and
     at the end whether the episode succeeded. With only_successful, failed episodes (rare) are
-    skipped.
+    skipped. workers > 1 spreads the seeds over processes (episodes are independent, so the
+    output is the same as with one).
     """
-    for seed in seeds:
-        episode = make_episode(split, int(seed), family=family, variation=variation)
-        demo = expert_episode(episode, render, width, height, decision_rate_hz, max_steps,
-                              noise)
-        if demo.success or not only_successful:
-            yield demo
+    args = (render, width, height, decision_rate_hz, max_steps, noise)
+    jobs = ((seed, split, family, variation, args) for seed in seeds)
+    if workers <= 1:
+        demos = map(_demo_for_seed, jobs)
+        for demo in demos:
+            if demo.success or not only_successful:
+                yield demo
+        return
+    import multiprocessing
+    with multiprocessing.get_context('spawn').Pool(int(workers)) as pool:
+        for demo in pool.imap(_demo_for_seed, jobs, chunksize=4):
+            if demo.success or not only_successful:
+                yield demo
 
 
 PolicyFn = Callable[[np.ndarray, str], Union[str, Sequence[float]]]
