@@ -227,13 +227,14 @@ def build_model(spec: TinyVLASpec, vocab_size: int) -> Any:
     return model.eval()
 
 
-def action_space_document(spec: TinyVLASpec, vocab_size: int) -> Dict[str, Any]:
+def action_space_document(spec: TinyVLASpec, vocab_size: int,
+                          note: str = '(tiny random VLA, rt2 make-tiny-vla)') -> Dict[str, Any]:
     """Return the checkpoint's action_space.yaml: the preset with the real vocabulary size."""
     preset = find_data('config', 'action_spaces', f'{spec.space}.yaml')
     data = yaml.safe_load(preset.read_text(encoding='utf-8'))
     if spec.space == 'openvla':
         data['vocab'] = {'layout': 'inverted_tail', 'vocab_size': int(vocab_size)}
-    data['description'] = f'{data.get("description", "")} (tiny random VLA, rt2 make-tiny-vla)'
+    data['description'] = f'{data.get("description", "")} {note}'
     return data
 
 
@@ -266,16 +267,28 @@ def dataset_statistics(space: Dict[str, Any]) -> Dict[str, Any]:
 def save_tiny_vla(out_dir: Union[str, Path], spec: TinyVLASpec) -> Path:
     """Build and write a checkpoint directory; returns its path."""
     spec.validate()
+    processor = build_processor(spec)
+    model = build_model(spec, len(processor.tokenizer))
+    return write_checkpoint(out_dir, spec, model, processor,
+                            '(tiny random VLA, rt2 make-tiny-vla)', 'rt2 make-tiny-vla')
+
+
+def write_checkpoint(out_dir: Union[str, Path], spec: TinyVLASpec, model: Any, processor: Any,
+                     description: str, writer: str) -> Path:
+    """
+    Write a model built from `spec` (random or trained) as a checkpoint directory.
+
+    Weights as safetensors, the processor (tokenizer + image processor), the action space the
+    model was built for and the recipe; `rt2 train` uses it for trained weights.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    processor = build_processor(spec)
     vocab_size = len(processor.tokenizer)
-    model = build_model(spec, vocab_size)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    space = action_space_document(spec, vocab_size)
+    space = action_space_document(spec, vocab_size, description)
     header = ('# Action space of this checkpoint (read by the local policy backend).\n'
-              f'# Written by rt2 make-tiny-vla from the {spec.space} preset.\n')
+              f'# Written by {writer} from the {spec.space} preset.\n')
     (out / 'action_space.yaml').write_text(header + yaml.safe_dump(space, sort_keys=False),
                                            encoding='utf-8')
     if spec.space == 'openvla':

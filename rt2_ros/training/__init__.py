@@ -1,0 +1,1 @@
+"""Training the bundled demo VLA: sim demonstrations, scene VQA, co-fine-tuning, DAgger."""

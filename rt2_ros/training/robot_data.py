@@ -1,0 +1,107 @@
+"""
+Robot data: scripted-expert episodes of the sim's `train` split as (image, prompt, action text).
+
+What a tiny model needs to work closed loop, and why each choice is here:
+- States off the expert's path. A policy's own small errors take it where a clean expert never
+  goes; with no examples there it drifts (covariate shift). Episodes are therefore run with
+  execution noise (jitter and slips) at several levels.
+- Clean labels on those states (DART, Laskey et al. 2017): the label is the expert's intended,
+  noise-free action for the state the camera shows, not the noisy action that was executed, so
+  every noisy state teaches the recovery and labels are a function of the picture.
+- Seeds are an explicit range of the `train` split; evaluation uses other splits *and* a
+  disjoint seed range (see rt2_ros.evaluation.seeds), so no evaluation scene is trained on.
+"""
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rt2_ros.policy.prompts import render_prompt, TEMPLATES
+from rt2_ros.sim.expert import ExpertNoise
+from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, expert_episode
+from rt2_ros.sim.tasks import make_episode
+from rt2_ros.training.examples import ExampleSet, resize_image
+
+CAMERA_SIZE = 224  # the sim camera's default frame, which the processor then resizes
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """Execution noise for a share of the episodes."""
+
+    translation_std: float
+    slip_probability: float
+    slip_std: float
+
+    def to_noise(self) -> ExpertNoise:
+        return ExpertNoise(self.translation_std, self.slip_probability, self.slip_std)
+
+
+# From clean to clumsy: the clumsy end visits states a learner's mistakes lead to.
+DEFAULT_NOISE_LEVELS: Tuple[NoiseLevel, ...] = (
+    NoiseLevel(0.003, 0.04, 0.012),
+    NoiseLevel(0.006, 0.10, 0.020),
+    NoiseLevel(0.010, 0.20, 0.030),
+)
+
+
+def action_prompt(instruction: str) -> str:
+    """Return the RT-2 prompt the local backend builds for an instruction."""
+    return render_prompt(TEMPLATES['rt2'], instruction)
+
+
+def bins_text(bins: Sequence[int]) -> str:
+    return ' '.join(str(int(b)) for b in bins)
+
+
+def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], str, bool]:
+    seed, split, noise, image_size, label, rate, max_steps = job
+    episode = make_episode(split, int(seed))
+    demo = expert_episode(episode, render=True, width=CAMERA_SIZE, height=CAMERA_SIZE,
+                          decision_rate_hz=rate, max_steps=max_steps, noise=noise)
+    images = [resize_image(step.image, image_size) for step in demo.steps]
+    labels = [bins_text(step.intended_bins if label == 'intended' else step.bins)
+              for step in demo.steps]
+    return images, labels, [demo.instruction] * len(images), demo.task['family'], demo.success
+
+
+def robot_examples(seeds: Sequence[int], image_size: int, split: str = 'train',
+                   noise_levels: Sequence[NoiseLevel] = DEFAULT_NOISE_LEVELS,
+                   label: str = 'intended', workers: int = 1,
+                   decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
+                   max_steps: int = DEFAULT_MAX_STEPS,
+                   progress: Optional[object] = None) -> ExampleSet:
+    """
+    Run the expert on each seed (noise level cycling with the seed) and collect every step.
+
+    label: 'intended' (noise-free action, the default) or 'executed'. progress, if given, is
+    called with the number of episodes finished so far.
+    """
+    if label not in ('intended', 'executed'):
+        raise ValueError("label must be 'intended' or 'executed'")
+    if not noise_levels:
+        raise ValueError('at least one noise level is needed')
+    jobs = [(int(seed), split, noise_levels[k % len(noise_levels)].to_noise(), int(image_size),
+             label, float(decision_rate_hz), int(max_steps)) for k, seed in enumerate(seeds)]
+    images: List[np.ndarray] = []
+    out = ExampleSet(images=np.zeros((0, image_size, image_size, 3), np.uint8))
+    for done, (frames, labels, instructions, family, _) in enumerate(
+            _map(_episode_job, jobs, workers), start=1):
+        for frame, text, instruction in zip(frames, labels, instructions):
+            out.add(len(images), action_prompt(instruction), text, 'robot', family)
+            images.append(frame)
+        if progress is not None:
+            progress(done)
+    if images:
+        out.images = np.stack(images)
+    return out
+
+
+def _map(function, jobs: List, workers: int) -> Iterator:
+    """Map in order, over a spawn pool when workers > 1 (results do not depend on workers)."""
+    if workers <= 1 or len(jobs) < 2:
+        yield from map(function, jobs)
+        return
+    import multiprocessing
+    with multiprocessing.get_context('spawn').Pool(int(workers)) as pool:
+        yield from pool.imap(function, jobs, chunksize=4)

@@ -1,0 +1,382 @@
+"""
+The training loop of `rt2 train`: co-fine-tuning on robot and VQA data, with DAgger rounds.
+
+Reproducible and resumable by construction:
+- Which examples form batch k is a pure function of (seed, k): each data stream walks its own
+  seeded permutations, so resuming at step k needs no sampler state and gives the same batches.
+- There is no dropout and no other randomness in a step; with the same torch thread count the
+  same seed gives the same losses and weights (CPU kernels are deterministic for fixed threads).
+- The training state (weights, AdamW moments, step, loss history) is saved atomically every
+  `checkpoint_every` steps and at DAgger rounds; generated data is cached next to it.
+- The learning rate is a function of the step (warm-up, then cosine), so it needs no state.
+
+The loss is cross-entropy on the answer tokens only (the prefix - image, prompt - is input), and
+logits are computed only where there is a label: the vocabulary projection over every position
+would cost more than the rest of a tiny model's step.
+"""
+from dataclasses import dataclass, field
+import json
+import math
+import os
+from pathlib import Path
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rt2_ros.models.tiny_vla import (
+    build_model, build_processor, IMAGE_ID, TinyVLASpec, write_checkpoint,
+)
+from rt2_ros.training.batches import EncodedSet, make_batch, SequenceEncoder
+from rt2_ros.training.config import TrainConfig
+from rt2_ros.training.examples import concatenate, ExampleSet
+from rt2_ros.training.model import model_spec, parameter_count
+
+STATE_FILE = 'train_state.pt'
+DATA_DIR = 'data'
+EXPORT_DIR = 'model'
+ROBOT, VQA = 0, 1
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue (corrupt state, recipe mismatch)."""
+
+
+@dataclass
+class StepLog:
+    step: int
+    loss: float
+    robot_loss: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    history: List[Dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    data_seconds: float = 0.0
+    dagger_done: int = 0
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to min_learning_rate at the last step."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
+
+
+class StreamSampler:
+    """Example indices for one data stream: epoch e is permutation(seed, stream, e)."""
+
+    def __init__(self, size: int, seed: int, stream: int) -> None:
+        self.size = int(size)
+        self.seed = int(seed)
+        self.stream = int(stream)
+        self._epoch = -1
+        self._order = np.arange(0)
+
+    def take(self, start: int, count: int) -> List[int]:
+        out = []
+        for g in range(start, start + count):
+            epoch, pos = divmod(g, self.size)
+            if epoch != self._epoch:
+                rng = np.random.default_rng([self.seed, self.stream, epoch])
+                self._order = rng.permutation(self.size)
+                self._epoch = epoch
+            out.append(int(self._order[pos]))
+        return out
+
+
+def answer_loss(model: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return (mean loss over answer tokens, per-row mean loss)."""
+    out = model.model(input_ids=batch['input_ids'], pixel_values=batch['pixel_values'],
+                      attention_mask=batch['attention_mask'],
+                      token_type_ids=batch['token_type_ids'], use_cache=False)
+    hidden = out.last_hidden_state
+    positions = batch['label_positions']
+    picked = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+    logits = model.lm_head(picked).float()
+    labels = batch['labels']
+    per_token = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
+                                reduction='none').view(labels.shape)
+    valid = (labels != -100).float()
+    per_row = (per_token * valid).sum(1) / valid.sum(1).clamp(min=1)
+    return (per_token * valid).sum() / valid.sum().clamp(min=1), per_row
+
+
+class Trainer:
+    """Builds data and model for a recipe in an output directory, and trains."""
+
+    def __init__(self, config: TrainConfig, out_dir: Path,
+                 log: Callable[[str], None] = print) -> None:
+        config.validate()
+        self.config = config
+        self.out = Path(out_dir)
+        self.log = log
+        self.spec: TinyVLASpec = model_spec(config.model, config.seed)
+        self.processor = build_processor(self.spec)
+        self.tokenizer = self.processor.tokenizer
+        self.encoder = SequenceEncoder(self.tokenizer, self.spec.image_tokens, IMAGE_ID)
+        torch.set_num_threads(int(config.threads))
+        self.model = build_model(self.spec, len(self.tokenizer))
+        self.model.train()
+        self.optimizer = self._optimizer()
+        self.state = TrainState()
+        self.sets: List[EncodedSet] = []
+        self.samplers: List[StreamSampler] = []
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            (no_decay if param.ndim < 2 or 'norm' in name or 'embed' in name else decay).append(
+                param)
+        return torch.optim.AdamW([
+            {'params': decay, 'weight_decay': self.config.weight_decay},
+            {'params': no_decay, 'weight_decay': 0.0}], lr=self.config.learning_rate,
+            betas=(0.9, 0.98), eps=1e-8)
+
+    def _data_path(self, name: str) -> Path:
+        return self.out / DATA_DIR / f'{name}.npz'
+
+    def _cached(self, name: str, make: Callable[[], ExampleSet]) -> ExampleSet:
+        path = self._data_path(name)
+        if path.is_file():
+            return ExampleSet.load(str(path))
+        start = time.perf_counter()
+        examples = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + '.tmp.npz')
+        examples.save(str(tmp))
+        os.replace(tmp, path)
+        self.state.data_seconds += time.perf_counter() - start
+        return examples
+
+    def prepare(self, progress: Optional[Callable[[str, int, int], None]] = None) -> None:
+        """Generate (or load cached) robot and VQA data and encode them."""
+        from rt2_ros.training.robot_data import robot_examples
+        from rt2_ros.training.vqa import vqa_examples
+
+        c = self.config
+        size = c.model.image_size
+        robot_seeds = c.train_seed_ranges()[0]
+        robot = self._cached('robot', lambda: robot_examples(
+            robot_seeds, size, label=c.label, workers=c.workers,
+            progress=(lambda n: progress('robot episodes', n, len(robot_seeds)))
+            if progress else None))
+        parts = [robot]
+        for k in range(self.state.dagger_done):
+            parts.append(ExampleSet.load(str(self._data_path(f'dagger{k}'))))
+        self.sets = [EncodedSet(concatenate(parts), self.encoder)]
+        if not c.robot_only:
+            vqa = self._cached('vqa', lambda: vqa_examples(
+                c.vqa_examples, size, seed=c.seed,
+                progress=(lambda n: progress('vqa examples', n, c.vqa_examples))
+                if progress else None))
+            self.sets.append(EncodedSet(vqa, self.encoder))
+        self.samplers = [StreamSampler(len(s), c.seed, k) for k, s in enumerate(self.sets)]
+        self._check_lengths()
+
+    def _check_lengths(self) -> None:
+        longest = max(s.max_length() for s in self.sets)
+        if longest > self.spec.max_positions:
+            raise TrainingError(f'an example needs {longest} positions, the model has '
+                                f'{self.spec.max_positions}')
+
+    # -- state --------------------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        path = self.out / STATE_FILE
+        tmp = path.with_suffix('.tmp')
+        torch.save({'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                    'state': self.state.__dict__, 'config': self.config.to_dict()}, tmp)
+        os.replace(tmp, path)
+
+    def load_state(self) -> bool:
+        """Resume from the output directory's state if there is one; True if resumed."""
+        path = self.out / STATE_FILE
+        if not path.is_file():
+            return False
+        try:
+            saved = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable state is the same problem
+            raise TrainingError(f'cannot read {path}: {exc}') from None
+        if saved.get('config') != self.config.to_dict():
+            raise TrainingError(f'{self.out} holds a run with another recipe; use a new '
+                                'output directory (or the same settings) to resume')
+        self.model.load_state_dict(saved['model'])
+        self.optimizer.load_state_dict(saved['optimizer'])
+        self.state = TrainState(**saved['state'])
+        return True
+
+    # -- training -----------------------------------------------------------------------------
+
+    def batch_picks(self, step: int) -> List[Tuple[int, int]]:
+        """Return the (stream, example) pairs of batch `step` (a function of seed and step)."""
+        c = self.config
+        n_robot = c.batch_size if c.robot_only else max(1, round(c.batch_size * c.robot_fraction))
+        counts = [n_robot] + ([c.batch_size - n_robot] if len(self.sets) > 1 else [])
+        picks = []
+        for stream, count in enumerate(counts):
+            if count:
+                start = step * count
+                picks += [(stream, i) for i in self.samplers[stream].take(start, count)]
+        return picks
+
+    def train_step(self, step: int) -> StepLog:
+        tick = time.perf_counter()
+        lr = learning_rate(self.config, step)
+        for group in self.optimizer.param_groups:
+            group['lr'] = lr
+        picks = self.batch_picks(step)
+        batch = make_batch(self.sets, picks)
+        loss, per_row = answer_loss(self.model, batch)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        robot_rows = [k for k, (s, _) in enumerate(picks) if s == ROBOT]
+        robot_loss = float(per_row[robot_rows].detach().mean()) if robot_rows else float('nan')
+        return StepLog(step, float(loss), robot_loss, lr, time.perf_counter() - tick)
+
+    def run(self, until: Optional[int] = None,
+            on_step: Optional[Callable[[StepLog], None]] = None) -> TrainState:
+        """Train to `until` (default: the recipe's steps), with DAgger rounds on the way."""
+        c = self.config
+        end = c.steps if until is None else min(int(until), c.steps)
+        window: List[StepLog] = []
+        while self.state.step < end:
+            if self.state.dagger_done < len(c.dagger) and \
+                    self.state.step >= c.dagger[self.state.dagger_done].at_step:
+                self.dagger_round()
+                continue
+            log = self.train_step(self.state.step)
+            self.state.step += 1
+            self.state.train_seconds += log.seconds
+            window.append(log)
+            if on_step is not None:
+                on_step(log)
+            if self.state.step % 50 == 0 or self.state.step == end:
+                self.state.history.append({
+                    'step': self.state.step,
+                    'loss': float(np.mean([w.loss for w in window])),
+                    'robot_loss': float(np.nanmean([w.robot_loss for w in window])),
+                    'lr': log.lr})
+                window = []
+            if self.state.step % c.checkpoint_every == 0 or self.state.step == end:
+                self.save_state()
+        return self.state
+
+    # -- DAgger -------------------------------------------------------------------------------
+
+    def dagger_round(self) -> None:
+        """Roll out the current model on fresh train seeds; add the expert-labelled states."""
+        from rt2_ros.evaluation.lockstep import local_batch_policy, run_lockstep
+        from rt2_ros.policy import PolicyConfig
+        from rt2_ros.policy.local import LocalTransformersPolicy
+        from rt2_ros.training.robot_data import action_prompt
+
+        k = self.state.dagger_done
+        seeds = self.config.train_seed_ranges()[k + 1]
+        path = self._data_path(f'dagger{k}')
+        if not path.is_file():
+            start = time.perf_counter()
+            stage = self.export(self.out / f'dagger{k}-policy', final=False)
+            policy = LocalTransformersPolicy(PolicyConfig(
+                backend='local', model_path=str(stage),
+                extra={'torch_threads': self.config.threads}))
+            self.model.train()
+            self.log(f'DAgger round {k + 1}: rolling out {len(seeds)} train episodes')
+            result = run_lockstep(local_batch_policy(policy), 'train', seeds, batch=32,
+                                  label_with_expert=True,
+                                  keep_image_size=self.config.model.image_size)
+            policy.close()
+            wins = sum(e.success for e in result.episodes)
+            self.log(f'DAgger round {k + 1}: policy success {wins}/{len(seeds)}, '
+                     f'{sum(len(e.states) for e in result.episodes)} states labelled '
+                     f'({time.perf_counter() - start:.0f} s)')
+            images, examples = [], ExampleSet(
+                images=np.zeros((0,) + (self.config.model.image_size,) * 2 + (3,), np.uint8))
+            for episode in result.episodes:
+                for image, label in episode.states:
+                    examples.add(len(images), action_prompt(episode.instruction), label,
+                                 'robot', episode.family)
+                    images.append(image)
+            examples.images = np.stack(images)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + '.tmp.npz')
+            examples.save(str(tmp))
+            os.replace(tmp, path)
+            self.state.data_seconds += time.perf_counter() - start
+        self.state.dagger_done = k + 1
+        self.prepare()
+        self.save_state()
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export(self, out_dir: Optional[Path] = None, final: bool = True,
+               extra: Optional[Dict[str, Any]] = None) -> Path:
+        """Write the current weights as a checkpoint the `local` backend loads."""
+        out = Path(out_dir) if out_dir is not None else self.out / EXPORT_DIR
+        self.model.eval()
+        write_checkpoint(out, self.spec, self.model, self.processor,
+                         '(rt2_ros demo VLA trained in the sim, rt2 train)', 'rt2 train')
+        self.model.train()
+        report = {
+            'config': self.config.to_dict(),
+            'final': final,
+            'step': self.state.step,
+            'parameters': parameter_count(self.model),
+            'train_seconds': round(self.state.train_seconds, 1),
+            'data_seconds': round(self.state.data_seconds, 1),
+            'history': self.state.history,
+            'train_seed_ranges': [[r.start, r.stop] for r in self.config.train_seed_ranges()],
+        }
+        report.update(extra or {})
+        (out / 'training.json').write_text(json.dumps(report, indent=2), encoding='utf-8')
+        (out / 'training_statistics.json').write_text(
+            json.dumps(self.statistics(), indent=2), encoding='utf-8')
+        return out
+
+    def statistics(self) -> Dict[str, Any]:
+        """Describe the training data: sizes, mix, per-family counts, action distribution."""
+        from rt2_ros.sim.rollout import ActionExecutor
+
+        out: Dict[str, Any] = {'robot_fraction': self.config.robot_fraction}
+        executor = ActionExecutor()
+        for k, data in enumerate(self.sets):
+            name = 'robot' if k == ROBOT else 'vqa'
+            tags: Dict[str, int] = {}
+            for tag in data.examples.tags:
+                tags[tag] = tags.get(tag, 0) + 1
+            entry: Dict[str, Any] = {'examples': len(data), 'images': int(len(
+                data.examples.images)), 'by_type': dict(sorted(tags.items()))}
+            if k == ROBOT and len(data):
+                bins = np.array([[int(v) for v in a.split()] for a in data.examples.answers])
+                values = np.stack([executor.values(b) for b in bins])
+                entry['action'] = {
+                    'names': list(executor.space.names),
+                    'mean': values.mean(0).round(6).tolist(),
+                    'std': values.std(0).round(6).tolist(),
+                    'q01': np.quantile(values, 0.01, axis=0).round(6).tolist(),
+                    'q99': np.quantile(values, 0.99, axis=0).round(6).tolist(),
+                    'terminate_fraction': float((bins[:, 0] == 0).mean()),
+                }
+            out[name] = entry
+        return out
+
+
+def summarize(history: Sequence[Dict[str, float]]) -> str:
+    if not history:
+        return 'no steps yet'
+    last = history[-1]
+    return f'step {last["step"]}: loss {last["loss"]:.3f}, robot {last["robot_loss"]:.3f}'
