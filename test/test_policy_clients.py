@@ -1,5 +1,7 @@
 """Remote policy clients against a real scripted server: wire format, auth and typed failures."""
+import shutil
 import socket
+import subprocess
 import time
 
 import numpy as np
@@ -187,3 +189,28 @@ def test_missing_api_key_variable_fails_at_construction(monkeypatch):
 def test_openai_backend_refuses_vocabulary_id_spaces():
     with pytest.raises(PolicyConfigError, match='text action space'):
         policy('openai', 'http://127.0.0.1:1', action_space='openvla')
+
+
+@pytest.fixture(scope='module')
+def tls_files(tmp_path_factory):
+    if shutil.which('openssl') is None:
+        pytest.skip('openssl is not installed')
+    folder = tmp_path_factory.mktemp('tls')
+    cert, key = folder / 'cert.pem', folder / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True,
+                   timeout=60)
+    return str(cert), str(key)
+
+
+def test_tls_is_verified_by_default_and_a_ca_file_makes_it_work(tls_files):
+    with ScriptedPolicyServer(tls=tls_files) as server:
+        assert server.url.startswith('https://')
+        for backend in ('openvla_http', 'openpi'):
+            url = url_for(backend, server)
+            with policy(backend, url) as client:
+                with pytest.raises(PolicyUnavailable, match='(?i)certificate|TLS'):
+                    client.infer(OBS)
+            with policy(backend, url, ca_cert=tls_files[0]) as client:
+                assert client.infer(OBS).terminate == [False]

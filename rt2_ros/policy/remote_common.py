@@ -41,15 +41,31 @@ def load_codec(config: PolicyConfig) -> Codec:
         raise PolicyConfigError(str(exc)) from None
 
 
+def declared_bounds(codec: Codec) -> np.ndarray:
+    """Return the (2, dims) [low, high] of each dimension in output (robot) units."""
+    space = codec.space
+    raw = np.array([space.lows, space.highs], dtype=np.float64)
+    if codec.unnormalizer is None:
+        return raw
+    mapped = codec.unnormalizer.unnormalize(raw)
+    return np.stack([mapped.min(axis=0), mapped.max(axis=0)])
+
+
 class ActionChecker:
-    """Validate server actions against a codec's bounds (unless extra check_bounds is false)."""
+    """
+    Validate server actions against the space's bounds (unless extra check_bounds is false).
+
+    Servers send continuous values (bin centres, un-normalized, or a diffusion policy's output),
+    so the bounds are each dimension's declared [low, high] - mapped through the un-normalizer
+    when statistics are configured - not the narrower range of decodable bin values.
+    """
 
     def __init__(self, codec: Codec, config: PolicyConfig) -> None:
         self.codec = codec
         self.space: ActionSpace = codec.space
         self.bounds: Optional[np.ndarray] = None
         if extra_bool(config.extra, 'check_bounds', True):
-            self.bounds = codec.bounds()
+            self.bounds = declared_bounds(codec)
 
     def result(self, values: Any, raw: Any, timing: PolicyTiming,
                plan: Optional[str] = None) -> PolicyResult:

@@ -36,7 +36,8 @@ websocket; `server.push(..., protocol='ws')` queues websocket replies):
 - ws_bytes(data) - arbitrary binary frame; ws_map(value) - any msgpack map; ws_close() - close.
 
 Command line (what ScriptedPolicyServer runs): `python scripted_policy_server.py [--port 0]
-[--default-action 1,0,0,0,0,0,0,1] [--api-key-env VAR]`; prints `listening on http://...`.
+[--default-action 1,0,0,0,0,0,0,1] [--api-key-env VAR] [--tls-cert F --tls-key F]`; prints
+`listening on http://...`.
 Control endpoints under /_script/ (push, default, requests, reset) are unauthenticated and for
 tests only.
 """
@@ -141,13 +142,15 @@ class ScriptedPolicyServer:
     default_action: what the server answers when nothing is queued (RT2_HOLD suits the rt2
     space: continue, no motion, gripper open; OPENVLA_HOLD the openvla space).
     api_key: when set, /act and the websocket require it (Bearer or Api-Key).
+    tls: (certificate file, key file) to serve HTTPS/WSS instead of plain HTTP.
     """
 
     def __init__(self, default_action: Sequence[float] = RT2_HOLD, host: str = '127.0.0.1',
-                 api_key: Optional[str] = None) -> None:
+                 api_key: Optional[str] = None, tls: Optional[Sequence[str]] = None) -> None:
         self.default_action = [float(v) for v in default_action]
         self.host = host
         self.api_key = api_key
+        self.tls = tls
         self.process: Optional[subprocess.Popen] = None
         self.url = ''
         self.port = 0
@@ -158,7 +161,8 @@ class ScriptedPolicyServer:
 
     @property
     def ws_url(self) -> str:
-        return 'ws://' + self.url.split('://', 1)[1]
+        scheme = 'wss://' if self.url.startswith('https') else 'ws://'
+        return scheme + self.url.split('://', 1)[1]
 
     def start(self, timeout: float = 30.0) -> 'ScriptedPolicyServer':
         """Start the process and return once it answers /healthz."""
@@ -168,6 +172,8 @@ class ScriptedPolicyServer:
         if self.api_key:
             env['SCRIPTED_POLICY_SERVER_KEY'] = self.api_key
             args += ['--api-key-env', 'SCRIPTED_POLICY_SERVER_KEY']
+        if self.tls:
+            args += ['--tls-cert', str(self.tls[0]), '--tls-key', str(self.tls[1])]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=env)
         self.url = wait_for_url(self.process, timeout)
@@ -176,10 +182,9 @@ class ScriptedPolicyServer:
         return self
 
     def _control(self, method: str, path: str, payload: Any = None) -> Any:
-        import requests
-        response = requests.request(method, self.url + '/_script/' + path,
-                                    data=None if payload is None else json.dumps(payload),
-                                    headers={'Content-Type': 'application/json'}, timeout=10)
+        response = _unverified(method, self.url + '/_script/' + path,
+                               data=None if payload is None else json.dumps(payload),
+                               headers={'Content-Type': 'application/json'}, timeout=10)
         response.raise_for_status()
         return response.json()
 
@@ -249,6 +254,16 @@ class ScriptedPolicyServer:
         self.stop()
 
 
+def _unverified(method: str, url: str, **kwargs: Any) -> Any:
+    """Send a control request; test servers may use self-signed certificates."""
+    import warnings
+
+    import requests
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return requests.request(method, url, verify=False, **kwargs)
+
+
 def wait_for_url(process: subprocess.Popen, timeout: float, prefix: str = READY_PREFIX) -> str:
     """Read the process's stdout until it prints `<prefix><url>`; return the URL."""
     deadline = time.monotonic() + timeout
@@ -278,7 +293,7 @@ def wait_for_health(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if requests.get(url + '/healthz', timeout=2, verify=False).status_code == 200:
+            if _unverified('GET', url + '/healthz', timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
@@ -497,13 +512,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--port', type=int, default=0)
     parser.add_argument('--default-action', default=','.join(str(v) for v in RT2_HOLD))
     parser.add_argument('--api-key-env', default='')
+    parser.add_argument('--tls-cert')
+    parser.add_argument('--tls-key')
     args = parser.parse_args(argv)
     from rt2_ros.serving.runner import bind_socket, print_url, serve
     default = [float(v) for v in args.default_action.split(',')]
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     app = build_app(default, api_key)
     sock = bind_socket(args.host, args.port)
-    serve(app, sock, on_ready=lambda url: print_url(url, prefix=READY_PREFIX))
+    serve(app, sock, tls_cert=args.tls_cert, tls_key=args.tls_key,
+          on_ready=lambda url: print_url(url, prefix=READY_PREFIX))
     return 0
 
 
