@@ -265,7 +265,7 @@ def _unverified(method: str, url: str, **kwargs: Any) -> Any:
 
 
 def wait_for_url(process: subprocess.Popen, timeout: float, prefix: str = READY_PREFIX) -> str:
-    """Read the process's stdout until it prints `<prefix><url>`; return the URL."""
+    """Read the process's stdout until a line contains `<prefix><url>`; return the URL."""
     deadline = time.monotonic() + timeout
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
@@ -281,8 +281,8 @@ def wait_for_url(process: subprocess.Popen, timeout: float, prefix: str = READY_
             if not line:
                 err = process.stderr.read() if process.stderr else ''
                 raise RuntimeError(f'server exited before it was ready:\n{err[-3000:]}')
-            if line.startswith(prefix):
-                return line[len(prefix):].strip()
+            if prefix in line:
+                return line.split(prefix, 1)[1].strip()
     finally:
         selector.close()
 
