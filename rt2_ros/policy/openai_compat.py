@@ -77,12 +77,15 @@ class OpenAICompatPolicy(Policy):
         default_tokens = 64 if self.plan_mode == 'none' else 160
         self.max_tokens = extra_int(extra, 'max_tokens', default_tokens, minimum=1)
         self.jpeg_quality = extra_int(extra, 'jpeg_quality', DEFAULT_JPEG_QUALITY, minimum=1)
-        self.temperature = float(extra.get('temperature', 0.0))
+        try:
+            self.temperature = float(extra.get('temperature', 0.0))
+        except (TypeError, ValueError):
+            raise PolicyConfigError('policy extra temperature must be a number') from None
         self.template = config.prompt_template or RT2_PROMPT_TEMPLATE
         if '{instruction}' not in self.template:
             raise PolicyConfigError('policy.prompt_template must contain {instruction}')
-        self.base = api_base(config.url) if config.url else ''
         self.transport = HttpPolicyTransport(config, user_agent='rt2_ros openai')
+        self.base = api_base(config.url)
         self.model_name: Optional[str] = config.model_name or None
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ from rt2_ros.policy.wire import (
     WireLimits,
 )
 import websockets.exceptions
+from websockets.protocol import State
 import websockets.sync.client
 
 
@@ -197,8 +198,13 @@ class OpenPiPolicy(Policy):
 
     def infer(self, observation: Observation) -> PolicyResult:
         start = time.monotonic()
-        payload = msgpack_numpy_dumps(self.build_observation(observation))
+        try:
+            payload = msgpack_numpy_dumps(self.build_observation(observation))
+        except (TypeError, WireFormatError) as exc:
+            raise ValueError(f'observation cannot be sent to openpi: {exc}') from None
         encode_s = time.monotonic() - start
+        if self._ws is not None and self._ws.state is not State.OPEN:
+            self._drop()  # closed by the server while idle (restart, keepalive timeout)
         if self._ws is None:
             self.connect()
         try:
