@@ -17,7 +17,7 @@ simulation); latencies are measured by the workers on the monotonic clock.
 from dataclasses import dataclass, field
 import math
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -83,6 +83,7 @@ class RequestTicket:
     stamp: float
     instruction: str
     sent_at: float
+    payload: Any = None
 
 
 @dataclass
@@ -94,6 +95,7 @@ class ReplyOutcome:
     result: Optional[PolicyResult] = None
     latency_s: float = 0.0
     chunk: Optional[ChunkOutcome] = None
+    detail: str = ''
 
 
 @dataclass
@@ -161,7 +163,7 @@ class ControllerCore:
         self.tick_intervals = RollingSamples(500)
         self.enabled = False
         self._image_stamp: Optional[float] = None
-        self._image_seen_at: Optional[float] = None
+        self._image_payload: Any = None
         self._last_requested_stamp = -math.inf
         self._pose: Optional[PoseSample] = None
         self._ticket_seq = 0
@@ -196,11 +198,12 @@ class ControllerCore:
             self.queue.align = config.align
 
     # -- inputs ------------------------------------------------------------------------------
-    def on_image(self, stamp: float, now: float) -> None:
+    def on_image(self, stamp: float, now: float, payload: Any = None) -> None:
+        """Record a frame's camera stamp; payload (the message) rides along to the request."""
         with self._lock:
             self.counters.frames_received += 1
             self._image_stamp = stamp
-            self._image_seen_at = now
+            self._image_payload = payload
 
     def image_age(self, now: float) -> Optional[float]:
         with self._lock:
@@ -241,6 +244,14 @@ class ControllerCore:
             if immediate:
                 return self.safety.stop_command()
             return None
+
+    def shutdown_stop(self) -> Optional[SafeCommand]:
+        """Stop for process exit: a stop command to send now if the actuators were driven."""
+        with self._lock:
+            moving = self._actuating
+            self.enabled = False
+            self._begin_stop()
+            return self.safety.stop_command() if moving else None
 
     def set_enabled(self, enabled: bool) -> None:
         """Dry run (False) or actuating (True); disabling while moving sends the stop cycles."""
@@ -313,7 +324,7 @@ class ControllerCore:
                 return None
             self._ticket_seq += 1
             ticket = RequestTicket(self._ticket_seq, self.machine.episode, self._image_stamp,
-                                   self.machine.instruction, now)
+                                   self.machine.instruction, now, self._image_payload)
             self._in_flight[ticket.ticket] = ticket
             self._last_requested_stamp = self._image_stamp
             self._last_request_at = now
@@ -384,16 +395,19 @@ class ControllerCore:
             key = getattr(error, 'cause', 'policy_error')
             self.counters.policy_failures[key] = self.counters.policy_failures.get(key, 0) + 1
         self._last_failure_at = now
-        self._halt(cause, f'{type(error).__name__}: {error}')
-        return ReplyOutcome(False, cause, latency_s=latency)
+        detail = f'{type(error).__name__}: {error}'
+        self._halt(cause, detail)
+        return ReplyOutcome(False, cause, latency_s=latency, detail=detail)
 
     # -- halting -----------------------------------------------------------------------------
     def _count_halt(self, cause: str) -> None:
         self.counters.halts[cause] = self.counters.halts.get(cause, 0) + 1
 
     def _begin_stop(self) -> None:
-        self._stop_left = self.config.halt_cycles if self._actuating else 0
-        self._halting_left = self.config.halt_cycles
+        """Start (or keep) the stop sequence: zero commands for halt_cycles, then silence."""
+        if self._actuating:
+            self._stop_left = max(self._stop_left, self.config.halt_cycles)
+        self._halting_left = max(self._halting_left, self.config.halt_cycles)
         self._actuating = False
         self._last_gripper = None
 

@@ -86,7 +86,7 @@ class StateMachine:
         if not self.active:
             self._go(State.HALTED, 'deactivated', 'node is not active')
         else:
-            self._go(State.RUNNING)
+            self._go(State.RUNNING, '', f'episode {self.episode}')
 
     # -- events ------------------------------------------------------------------------------
     def on_instruction(self, text: str) -> bool:
