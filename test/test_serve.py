@@ -190,6 +190,9 @@ def test_api_key_is_required_everywhere_but_healthz(served, monkeypatch):
      422),
     (b'{"image": {"__numpy__": "", "dtype": "|O", "shape": [0]}, "instruction": "x"}', 400),
     (b'x' * (3 << 20), 413),
+    # No dataset statistics here: silently ignoring the key would mis-scale every motion.
+    (json_numpy.dumps({'image': IMAGE, 'instruction': 'x', 'unnorm_key': 'bridge_orig'})
+     .encode(), 400),
 ])
 def test_bad_requests_get_a_status_and_detail_not_200(served, body, status):
     reply = requests.post(served + '/act', data=body, headers=auth(), timeout=60)

@@ -281,10 +281,10 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Any:
             if unnorm_key != settings.unnorm_key:
                 # Un-normalizing with other statistics than asked would scale every motion.
                 served = settings.unnorm_key
+                how = f'with {served!r} (rt2 serve --unnorm-key)' if served else \
+                    'nothing (no dataset_statistics.json)'
                 raise RequestError(400, f'unnorm_key {unnorm_key!r} is not available: this '
-                                   'server un-normalizes ' + (f'with {served!r} (rt2 serve '
-                                   '--unnorm-key)' if served else 'nothing (no '
-                                   'dataset_statistics.json)'))
+                                   f'server un-normalizes {how}')
             extras['unnorm_key'] = unnorm_key
         return Observation(image=image, instruction=instruction, extras=extras), encoded
 
