@@ -7,12 +7,13 @@ the one fake: a stiff Cartesian controller that goes to each target_pose and rep
 50 Hz, as FZI's cartesian_motion_controller or a simulated arm would.
 """
 import threading
+import time
 
 from geometry_msgs.msg import PoseStamped
 import pytest
 from std_msgs.msg import Float64MultiArray, String
 from support.ros_harness import NodeProcess, RosHarness
-from support.scripted_policy_server import action, ScriptedPolicyServer
+from support.scripted_policy_server import action, die, ScriptedPolicyServer
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -83,8 +84,9 @@ def test_chunks_drive_pose_targets_and_the_workspace_holds(rig):
     for item in targets.items():
         z = item.msg.pose.position.z
         assert BOX_MIN[2] - 1e-9 <= z <= BOX_MAX[2] + 1e-9
-    assert arm.get()[2] == pytest.approx(BOX_MAX[2], abs=1e-6)
-    assert all(i.msg.pose.position.z == pytest.approx(BOX_MAX[2], abs=1e-6) for i in after)
+    settled = [i.msg.pose.position.z for i in after]
+    assert min(settled) >= BOX_MAX[2] - 0.005, settled  # pressed against the top, not leaving
+    assert arm.get()[2] == pytest.approx(BOX_MAX[2], abs=0.005)
     # the JPEG stream reached the policy decoded, as RGB of the camera's size
     entry = server.requests()[-1]
     assert entry['protocol'] == 'ws' and entry['image_shape'] == [48, 64, 3]
@@ -100,3 +102,27 @@ def test_pose_mode_sends_no_target_without_a_fresh_pose(rig):
     assert targets.quiet_for(0.5)
     h.start_pose_stream(arm.get, rate_hz=50)
     targets.wait_for(since=targets.mark(), timeout=5)
+
+
+def test_policy_server_death_halts_and_holds_the_pose(rig):
+    server, node, h, arm, targets = rig
+    state = h.record_latched('~/state', String)
+    state.wait_for(lambda m: m.data.startswith('running'), timeout=10)
+    targets.wait_for(since=targets.mark(), timeout=5)
+    state_mark = state.mark()
+    died = []
+    watcher = threading.Thread(target=lambda: died.append(
+        (server.process.wait(), time.time())))
+    watcher.start()
+    server.push(die(), protocol='ws')
+    halting = state.wait_for(lambda m: m.data == 'halting:policy_error', since=state_mark,
+                             timeout=5)
+    watcher.join(5)
+    latency = halting.wall - died[0][1]
+    print(f'server death: ~/state said halting {latency * 1000:.1f} ms after the exit')
+    assert latency <= 0.02 + 0.1
+    assert targets.wait_quiet(0.3, timeout=3)
+    held = arm.get()
+    last = targets.last().pose.position
+    assert [last.x, last.y, last.z] == pytest.approx(held)  # the stop holds where the arm is
+    assert targets.quiet_for(0.8)  # retries fail: no motion without a policy

@@ -395,9 +395,10 @@ class ControllerNode(LifecycleNode):
         rt, core = self._rt, self.core
         if rt is None or core is None:
             return
-        command = core.shutdown_stop()
-        if command is not None:
-            rt['actuators'].publish(self.get_clock().now().to_msg(), command)
+        out = core.shutdown_stop(self._now())
+        if out.command is not None or out.pose_target is not None:
+            rt['actuators'].publish(self.get_clock().now().to_msg(), out.command, False,
+                                    out.pose_target)
 
     # -- helpers -----------------------------------------------------------------------------
     def _now(self) -> float:
