@@ -368,3 +368,19 @@ def test_invalid_startup_parameters_exit_with_a_clear_message():
     assert "output.mode = 'joints' is not one of twist, pose" in log
     assert 'no_such.parameter is not a parameter' in log
     assert 'Traceback' not in log
+
+
+def test_without_autostart_the_node_waits_for_lifecycle_commands_and_exits_on_shutdown():
+    params = {'autostart': False, 'policy.url': 'http://127.0.0.1:9'}
+    with NodeProcess(params=params) as node, RosHarness() as h:
+        state = h.record_latched('~/state', String)
+        assert h.lifecycle_state(timeout=30) == 'unconfigured'
+        assert state.wait_for(timeout=10).msg.data == 'unconfigured'
+        assert h.lifecycle_transition('configure')
+        assert h.lifecycle_state() == 'inactive'
+        assert h.lifecycle_transition('activate')
+        state.wait_for(lambda m: m.data == 'idle', timeout=5)  # active, no instruction yet
+        assert h.lifecycle_transition('deactivate')
+        assert h.lifecycle_transition('shutdown')
+        assert node.wait_exit(20) == 0
+        assert 'Traceback' not in node.log()
