@@ -519,6 +519,8 @@ class ControllerNode(LifecycleNode):
         if core is None or rt is None:
             return
         outcome = core.on_reply(reply, self._now())
+        if self._rt is not rt:
+            return  # cleaned up meanwhile: the publishers are gone
         if outcome.accepted:
             result = outcome.result
             rt['action_pub'].publish(action_array(result.actions, result.names))
