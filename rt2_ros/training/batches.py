@@ -37,6 +37,20 @@ class SequenceEncoder:
         return list(self.tokenizer(text, add_special_tokens=False)['input_ids']) + [self.eos]
 
 
+def ordinal_positions(kind: str, tag: str, answer_length: int) -> List[int]:
+    """
+    Answer positions whose integer is a quantity, where a near miss is nearly right.
+
+    Robot actions: the six motion dimensions (not terminate, not the gripper, not the end);
+    VQA pointing: both coordinates. Their labels get ordinal smoothing in the loss.
+    """
+    if kind == 'robot' and answer_length == 9:
+        return [1, 2, 3, 4, 5, 6]
+    if kind == 'vqa' and tag == 'point' and answer_length == 3:
+        return [0, 1]
+    return []
+
+
 class EncodedSet:
     """An ExampleSet with every example's prefix and answer ids, ready to batch."""
 
@@ -51,6 +65,8 @@ class EncodedSet:
                 answers[text] = np.asarray(encoder.answer(text), np.int64)
             self.answer.append(answers[text])
         self.image_index = np.asarray(examples.image_index, np.int64)
+        self.ordinal = [ordinal_positions(k, t, len(a))
+                        for k, t, a in zip(examples.kinds, examples.tags, self.answer)]
 
     def __len__(self) -> int:
         return len(self.prefix)
@@ -94,6 +110,9 @@ def make_batch(sets: Sequence[EncodedSet], picks: Sequence[Tuple[int, int]]
     t_max = max(answers)
     positions = np.zeros((batch, t_max), np.int64)
     labels = np.full((batch, t_max), -100, np.int64)
+    ordinal = np.zeros((batch, t_max), bool)
+    for b, (s, i) in enumerate(picks):
+        ordinal[b, sets[s].ordinal[i]] = True
     for b, (prefix, answer) in enumerate(rows):
         start = n_img + len(prefix)
         end = start + len(answer)
@@ -108,4 +127,5 @@ def make_batch(sets: Sequence[EncodedSet], picks: Sequence[Tuple[int, int]]
         'input_ids': torch.from_numpy(ids), 'attention_mask': torch.from_numpy(mask),
         'token_type_ids': torch.from_numpy(types), 'pixel_values': pixel_values(np.stack(images)),
         'label_positions': torch.from_numpy(positions), 'labels': torch.from_numpy(labels),
+        'ordinal': torch.from_numpy(ordinal),
     }

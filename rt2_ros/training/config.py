@@ -47,6 +47,8 @@ class TrainConfig:
     warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    ordinal_sigma: float = 4.0         # bins; soft targets for action / coordinate integers
+    ordinal_weight: float = 0.5        # share of the soft target (0 = plain cross-entropy)
     # -- running --
     checkpoint_every: int = 500
     threads: int = 2

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from rt2_ros.models.tiny_vla import (
-    build_model, build_processor, IMAGE_ID, TinyVLASpec, write_checkpoint,
+    build_model, build_processor, IMAGE_ID, SPACE_MARK, TinyVLASpec, write_checkpoint,
 )
 from rt2_ros.training.batches import EncodedSet, make_batch, SequenceEncoder
 from rt2_ros.training.config import TrainConfig
@@ -94,7 +94,39 @@ class StreamSampler:
         return out
 
 
-def answer_loss(model: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+class OrdinalSmoothing:
+    """
+    Soft targets for integer tokens that stand for quantities (action bins, image coordinates).
+
+    Plain cross-entropy treats bin 130 as exactly as wrong as bin 3 when the label is 128; a
+    Gaussian over neighbouring integers (mixed with the one-hot label) tells the model that
+    integers are ordered, which a model learning from scratch otherwise discovers slowly. The
+    one-hot share keeps the most likely answer on the exact bin.
+    """
+
+    def __init__(self, integer_ids: Sequence[int], sigma: float, weight: float) -> None:
+        self.ids = torch.as_tensor(list(integer_ids), dtype=torch.long)
+        self.sigma = float(sigma)
+        self.weight = float(weight)
+        width = int(self.ids.max()) + 1 if len(self.ids) else 0
+        self.value_of = torch.full((max(width, 1),), -1, dtype=torch.long)
+        self.value_of[self.ids] = torch.arange(len(self.ids))
+        values = torch.arange(len(self.ids), dtype=torch.float32)
+        table = torch.exp(-0.5 * ((values[None, :] - values[:, None]) / max(self.sigma, 1e-6))
+                          ** 2)
+        self.table = table / table.sum(1, keepdim=True)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Soft cross-entropy over the integer tokens for (N, V) logits and (N,) labels."""
+        values = self.value_of[labels.clamp(min=0, max=len(self.value_of) - 1)]
+        target = self.table[values.clamp(min=0)]
+        log_probs = torch.log_softmax(logits, dim=-1)[:, self.ids]
+        return -(target * log_probs).sum(-1)
+
+
+def answer_loss(model: Any, batch: Dict[str, torch.Tensor],
+                smoothing: Optional[OrdinalSmoothing] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Return (mean loss over answer tokens, per-row mean loss)."""
     out = model.model(input_ids=batch['input_ids'], pixel_values=batch['pixel_values'],
                       attention_mask=batch['attention_mask'],
@@ -106,6 +138,11 @@ def answer_loss(model: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tenso
     labels = batch['labels']
     per_token = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
                                 reduction='none').view(labels.shape)
+    if smoothing is not None and smoothing.weight > 0 and bool(batch['ordinal'].any()):
+        mask = batch['ordinal'] & (labels != -100)
+        soft = smoothing.loss(logits[mask], labels[mask])
+        per_token = per_token.masked_scatter(
+            mask, (1 - smoothing.weight) * per_token[mask] + smoothing.weight * soft)
     valid = (labels != -100).float()
     per_row = (per_token * valid).sum(1) / valid.sum(1).clamp(min=1)
     return (per_token * valid).sum() / valid.sum().clamp(min=1), per_row
@@ -127,6 +164,10 @@ class Trainer:
         torch.set_num_threads(int(config.threads))
         self.model = build_model(self.spec, len(self.tokenizer))
         self.model.train()
+        integer_ids = self.tokenizer.convert_tokens_to_ids(
+            [f'{SPACE_MARK}{k}' for k in range(self.spec.int_tokens)])
+        self.smoothing = OrdinalSmoothing(integer_ids, config.ordinal_sigma,
+                                          config.ordinal_weight)
         self.optimizer = self._optimizer()
         self.state = TrainState()
         self.sets: List[EncodedSet] = []
@@ -238,7 +279,7 @@ class Trainer:
             group['lr'] = lr
         picks = self.batch_picks(step)
         batch = make_batch(self.sets, picks)
-        loss, per_row = answer_loss(self.model, batch)
+        loss, per_row = answer_loss(self.model, batch, self.smoothing)
         loss.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -246,7 +287,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         robot_rows = [k for k, (s, _) in enumerate(picks) if s == ROBOT]
         robot_loss = float(per_row[robot_rows].detach().mean()) if robot_rows else float('nan')
-        return StepLog(step, float(loss), robot_loss, lr, time.perf_counter() - tick)
+        return StepLog(step, float(loss.detach()), robot_loss, lr, time.perf_counter() - tick)
 
     def run(self, until: Optional[int] = None,
             on_step: Optional[Callable[[StepLog], None]] = None) -> TrainState:

@@ -1,0 +1,174 @@
+"""
+Training the demo VLA: data, batches, reproducibility from a seed, resuming, ordinal smoothing.
+
+A tiny recipe (a few episodes, a 1-layer model, a handful of steps) runs the real trainer end to
+end in seconds; the properties checked are the ones a user relies on: the same seed gives the
+same weights, an interrupted run resumes to exactly the same result, and training batches are
+token for token what the checkpoint's processor produces at inference.
+"""
+import re
+import shutil
+
+import numpy as np
+import pytest
+from rt2_ros.training.batches import make_batch
+from rt2_ros.training.config import DaggerRound, TrainConfig, TrainConfigError
+from rt2_ros.training.model import ModelSize
+from rt2_ros.training.robot_data import robot_examples
+from rt2_ros.training.trainer import OrdinalSmoothing, Trainer
+from rt2_ros.training.vqa import QuestionMaker, sample_scene, vqa_examples
+import torch
+
+TINY = ModelSize(image_size=48, patch_size=12, vision_hidden=32, vision_layers=1,
+                 vision_heads=2, hidden=48, layers=1, heads=2, kv_heads=1, mlp_ratio=2)
+
+
+def tiny_config(**changes) -> TrainConfig:
+    values = dict(robot_episodes=3, vqa_examples=24, steps=6, batch_size=4, warmup_steps=2,
+                  checkpoint_every=3, threads=1, workers=1, model=TINY, seed=3)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+    """Generate the tiny recipe's data once; runs copy it (the trainer caches data by name)."""
+    out = tmp_path_factory.mktemp('train_data')
+    trainer = Trainer(tiny_config(), out, log=lambda _: None)
+    trainer.prepare()
+    return out / 'data'
+
+
+def new_run(tmp_path, data_dir, name, **changes) -> Trainer:
+    out = tmp_path / name
+    shutil.copytree(data_dir, out / 'data')
+    trainer = Trainer(tiny_config(**changes), out, log=lambda _: None)
+    trainer.load_state()
+    trainer.prepare()
+    return trainer
+
+
+def weights(trainer: Trainer):
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_same_seed_same_losses_and_weights_and_resume_is_exact(tmp_path, data_dir):
+    straight = new_run(tmp_path, data_dir, 'a')
+    straight.run()
+    again = new_run(tmp_path, data_dir, 'b')
+    again.run()
+    assert [h['loss'] for h in straight.state.history] == \
+        [h['loss'] for h in again.state.history]
+    for key, value in weights(straight).items():
+        assert torch.equal(value, weights(again)[key]), key
+
+    # Interrupted after a checkpoint, then a fresh process-like Trainer resumes from disk.
+    first = new_run(tmp_path, data_dir, 'c')
+    first.run(until=3)
+    resumed = Trainer(tiny_config(), tmp_path / 'c', log=lambda _: None)
+    assert resumed.load_state() and resumed.state.step == 3
+    resumed.prepare()
+    resumed.run()
+    final = weights(straight)
+    for key, value in weights(resumed).items():
+        assert torch.equal(value, final[key]), key
+
+    other = new_run(tmp_path, data_dir, 'd', seed=4)
+    other.run(until=1)
+    assert other.batch_picks(0) != straight.batch_picks(0)
+
+
+def test_resume_refuses_another_recipe(tmp_path, data_dir):
+    run = new_run(tmp_path, data_dir, 'a')
+    run.run(until=3)
+    from rt2_ros.training.trainer import TrainingError
+    with pytest.raises(TrainingError, match='another recipe'):
+        Trainer(tiny_config(learning_rate=5e-4), tmp_path / 'a').load_state()
+
+
+def test_batches_are_what_the_processor_gives_at_inference(tmp_path, data_dir):
+    trainer = new_run(tmp_path, data_dir, 'a')
+    for stream, index in [(0, 0), (1, 5)]:
+        data = trainer.sets[stream]
+        batch = make_batch(trainer.sets, [(stream, index)])
+        image = data.examples.images[data.image_index[index]]
+        expected = trainer.processor(images=[image], text=['<image>' + data.examples.prompts[index]],
+                                     suffix=[data.examples.answers[index]], return_tensors='pt')
+        assert torch.equal(batch['input_ids'], expected['input_ids'])
+        assert torch.equal(batch['token_type_ids'], expected['token_type_ids'])
+        assert torch.allclose(batch['pixel_values'], expected['pixel_values'])
+        labels = expected['labels'][0]
+        answer_positions = (labels != -100).nonzero().flatten()
+        assert torch.equal(batch['labels'][0], labels[answer_positions])
+        assert torch.equal(batch['label_positions'][0], answer_positions - 1)
+
+
+def test_export_loads_in_the_local_backend_and_acts(tmp_path, data_dir):
+    from rt2_ros.policy import Observation, PolicyConfig
+    from rt2_ros.policy.local import LocalTransformersPolicy
+
+    trainer = new_run(tmp_path, data_dir, 'a')
+    trainer.run(until=2)
+    out = trainer.export(tmp_path / 'model')
+    for name in ('model.safetensors', 'config.json', 'tokenizer.json', 'action_space.yaml',
+                 'training.json', 'training_statistics.json'):
+        assert (out / name).is_file(), name
+    policy = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out)))
+    result = policy.infer(Observation(image=np.zeros((224, 224, 3), np.uint8),
+                                      instruction='pick up the red cube'))
+    assert result.actions.shape == (1, 8)
+
+
+def test_robot_data_labels_the_noise_free_action():
+    examples = robot_examples([0], image_size=32)
+    assert len(examples) > 3 and examples.images.shape[1:] == (32, 32, 3)
+    assert all(p.startswith('Q: what action should the robot take to ') for p in examples.prompts)
+    assert examples.answers[-1].startswith('0 ')  # the expert terminates at the end
+    executed = robot_examples([0], image_size=32, label='executed')
+    # Same states (the execution noise is the same), different labels where noise was added.
+    assert np.array_equal(examples.images, executed.images)
+    assert examples.answers != executed.answers
+
+
+def test_vqa_answers_agree_with_the_scene():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        sim, _, facts = sample_scene(rng)
+        maker = QuestionMaker(facts, rng)
+        names = [b.spec.name for b in sim.blocks]
+        for phrase, index in maker.referents():
+            if phrase.startswith('smallest'):
+                sizes = [b.spec.extent for b in sim.blocks]
+                assert sizes[index] == min(sizes) and sizes.count(min(sizes)) == 1
+            if phrase in names:
+                assert names[index] == phrase
+        qa = maker.left_right()
+        if qa is not None:
+            match = re.match(r'is the (\w+ \w+) left or right of the (\w+ \w+)\?', qa[0])
+            a, b = (names.index(n) for n in match.groups())
+            left = sim.blocks[a].position[1] > sim.blocks[b].position[1]  # +y is the left
+            assert qa[1] == ('left' if left else 'right')
+    examples = vqa_examples(40, image_size=32, seed=1)
+    assert len(examples) == 40 and set(examples.kinds) == {'vqa'}
+    points = [a for a, t in zip(examples.answers, examples.tags) if t == 'point']
+    assert points and all(0 <= int(v) <= 255 for a in points for v in a.split())
+
+
+def test_ordinal_smoothing_prefers_near_misses():
+    smoothing = OrdinalSmoothing(list(range(10, 266)), sigma=4.0, weight=0.5)
+    logits = torch.full((2, 300), -10.0)
+    logits[0, 10 + 130] = 10.0   # label 128, guess 130
+    logits[1, 10 + 3] = 10.0     # label 128, guess 3
+    labels = torch.tensor([10 + 128, 10 + 128])
+    near, far = smoothing.loss(logits, labels)
+    assert near < far
+
+
+def test_recipe_validation():
+    with pytest.raises(TrainConfigError):
+        tiny_config(robot_fraction=0.0).validate()
+    with pytest.raises(TrainConfigError):
+        tiny_config(dagger=[DaggerRound(at_step=10, episodes=5)]).validate()
+    config = tiny_config(dagger=[DaggerRound(at_step=2, episodes=5)])
+    assert [list(r) for r in config.train_seed_ranges()] == [[0, 1, 2], [3, 4, 5, 6, 7]]
+    assert TrainConfig.from_dict(config.to_dict()) == config
