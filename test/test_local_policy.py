@@ -192,6 +192,8 @@ def test_missing_or_corrupt_checkpoints_are_unavailable(tmp_path):
     weights.write_bytes(weights.read_bytes()[:5000])
     with pytest.raises(PolicyUnavailable, match='cannot load the model'):
         _policy(truncated)
+    with pytest.raises(PolicyUnavailable, match='temperature'):
+        _policy(tiny_checkpoint('rt2'), temperature='hot')
     with pytest.raises(PolicyUnavailable, match='unnorm key'):
         make_policy(PolicyConfig(backend='local', model_path=str(tiny_checkpoint('openvla')),
                                  unnorm_key='bridge_orig'))
