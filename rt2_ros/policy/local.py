@@ -432,6 +432,8 @@ class LocalTransformersPolicy(Policy):
             self._closed = True
             self.model = None
             self._regex_tables.clear()
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
 
     # -- decoding -----------------------------------------------------------------------------
 
