@@ -13,6 +13,9 @@ token budget this makes termination a guarantee instead of a hope: a token is al
 output can still be completed within the tokens left, so a random model must finish with a valid
 string by max_new_tokens (a plan in chain-of-thought form is cut short and closed in time).
 
+A regex whose automaton is too large to enumerate (counted repeats of broad classes) gets a
+LazyRegexAutomaton instead, which explores states as generation reaches them.
+
 This module is torch-free so it can be property-tested directly; rt2_ros.decoding.logits turns
 its id arrays into logits masks.
 """
