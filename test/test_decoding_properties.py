@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from rt2_ros.actions import load_action_space, make_codec
 from rt2_ros.decoding.automaton import (
-    action_automaton, PLAN_TEXT_REGEX, text_action_regex, VocabTrie,
+    action_automaton, LazyRegexAutomaton, PLAN_TEXT_REGEX, regex_automaton, text_action_regex,
+    TokenAutomaton, VocabTrie,
 )
-from rt2_ros.decoding.regex_dfa import CharDfa
+from rt2_ros.decoding.regex_dfa import CharDfa, ConstraintError
 
 EOS = 0
 TEXT_SPACES = ['rt2', 'rt1_mobile']
@@ -164,3 +165,50 @@ def test_trie_walk_finds_exactly_the_surviving_tokens():
     expected = sorted((i, dfa.walk(t)) for i, t in enumerate(vocab)
                       if t and dfa.walk(t) is not None)
     assert found == expected and {vocab[i] for i, _ in found} == {'1', '12', '1 ', '9', '99'}
+
+
+@pytest.mark.parametrize('pattern', [PATTERNS[0], PATTERNS[2], PATTERNS[3]])
+@settings(max_examples=25, deadline=None)
+@given(vocab=vocabularies, data=st.data())
+def test_lazy_and_eager_automata_allow_the_same_tokens(pattern, vocab, data):
+    eager = regex_automaton(pattern, vocab, [EOS], max_states=10 ** 5, max_edges=10 ** 8)
+    lazy = LazyRegexAutomaton(CharDfa(pattern), VocabTrie(vocab), [EOS])
+    assert type(eager) is TokenAutomaton
+    eager_state, lazy_state = eager.start, lazy.start
+    for _ in range(12):
+        allowed = eager.allowed(eager_state, 10 ** 6)
+        assert list(allowed) == list(lazy.allowed(lazy_state, 10 ** 6))
+        token = int(data.draw(st.sampled_from(list(allowed))))
+        if eager.is_eos(token):
+            break
+        eager_state = eager.advance(eager_state, token)
+        lazy_state = lazy.advance(lazy_state, token)
+
+
+@settings(max_examples=30, deadline=None)
+@given(vocab=vocabularies, data=st.data())
+def test_huge_regex_automata_are_explored_lazily_and_still_sound(vocab, data):
+    codec = CODECS['rt2']
+    pattern = codec.action_regex(plan='optional')  # [^\n]{1,200}: tens of thousands of states
+    automaton = _lazy(pattern, vocab)
+    assert not automaton.exact
+    budget = data.draw(st.integers(automaton.min_tokens, 80))
+    text, used = _walk(automaton, vocab, data, budget)
+    assert used <= budget and re.fullmatch(pattern, text)
+    codec.decode(text)
+
+
+@lru_cache(maxsize=8)
+def _lazy(pattern, vocab):
+    return regex_automaton(pattern, vocab, [EOS], max_states=64, max_edges=2000)
+
+
+@pytest.mark.parametrize('pattern,message', [
+    ('a{1000000000}', 'too large'), ('((a{100}){100}){100}', 'too large'),
+    (r'(a)\1', 'back references'), ('a(?=b)', 'look'), ('(?>a)b', 'atomic'), ('a++', 'possess'),
+    ('a^b', 'anchors'), ('[', 'invalid regex'),
+])
+def test_unsupported_or_pathological_regexes_fail_fast_with_a_reason(pattern, message):
+    with pytest.raises(ConstraintError, match=message):
+        CharDfa(pattern)
+    assert CharDfa('(?:){1000000000}a').fullmatch('a')

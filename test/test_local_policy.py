@@ -152,7 +152,8 @@ def test_generate_path_enforces_the_same_constraint():
 def test_generate_text_honours_a_regex(rt2_policy):
     observations = _observations(4, seed=5)
     images = [o.image for o in observations]
-    pattern = rt2_policy.codec.action_regex(plan='optional', max_plan_chars=20)
+    # What the openai backend asks for: its automaton is too big to enumerate, so it runs lazily.
+    pattern = rt2_policy.codec.action_regex(plan='optional')
     texts = rt2_policy.generate_text(images, ['what action?'] * 4, regex=pattern,
                                      max_new_tokens=60, temperature=2.0)
     for text in texts:
@@ -191,9 +192,33 @@ def test_missing_or_corrupt_checkpoints_are_unavailable(tmp_path):
     weights.write_bytes(weights.read_bytes()[:5000])
     with pytest.raises(PolicyUnavailable, match='cannot load the model'):
         _policy(truncated)
+    with pytest.raises(PolicyUnavailable, match='temperature'):
+        _policy(tiny_checkpoint('rt2'), temperature='hot')
     with pytest.raises(PolicyUnavailable, match='unnorm key'):
         make_policy(PolicyConfig(backend='local', model_path=str(tiny_checkpoint('openvla')),
                                  unnorm_key='bridge_orig'))
+
+
+REMOTE_CODE = '''from transformers import PaliGemmaForConditionalGeneration
+
+
+class TinyRemoteVLA(PaliGemmaForConditionalGeneration):
+    """Stands in for checkpoint-provided code such as OpenVLA's modeling_prismatic.py."""
+'''
+
+
+def test_remote_code_runs_only_when_the_checkpoint_declares_it(tmp_path, rt2_policy):
+    assert rt2_policy.info()['trust_remote_code'] is False
+    remote = tmp_path / 'remote'
+    shutil.copytree(tiny_checkpoint('rt2'), remote)
+    (remote / 'modeling_tiny_remote.py').write_text(REMOTE_CODE)
+    config = json.loads((remote / 'config.json').read_text())
+    config['auto_map'] = {'AutoModelForImageTextToText': 'modeling_tiny_remote.TinyRemoteVLA'}
+    (remote / 'config.json').write_text(json.dumps(config))
+    policy = _policy(remote, warmup=False)
+    assert type(policy.model).__name__ == 'TinyRemoteVLA'
+    assert policy.info()['trust_remote_code'] is True
+    _assert_valid(policy, policy.infer(_observations(1)[0]))
 
 
 def test_cuda_request_without_a_gpu_is_unavailable():

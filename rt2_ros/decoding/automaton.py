@@ -13,6 +13,9 @@ token budget this makes termination a guarantee instead of a hope: a token is al
 output can still be completed within the tokens left, so a random model must finish with a valid
 string by max_new_tokens (a plan in chain-of-thought form is cut short and closed in time).
 
+A regex whose automaton is too large to enumerate (counted repeats of broad classes) gets a
+LazyRegexAutomaton instead, which explores states as generation reaches them.
+
 This module is torch-free so it can be property-tested directly; rt2_ros.decoding.logits turns
 its id arrays into logits masks.
 """
@@ -29,6 +32,7 @@ from rt2_ros.actions.codec import Codec, TextActionCodec, VocabIdCodec
 from rt2_ros.decoding.regex_dfa import CharDfa, ConstraintError
 
 MAX_TOKEN_STATES = 20_000
+MAX_CACHED = 4096  # per-automaton cache entries kept before the cache is dropped and rebuilt
 UNREACHABLE = 1 << 30
 PLAN_MODES = ('none', 'optional', 'required')
 # Plan text in the chain-of-thought form: readable words, no '.', ':' or newline, so the first
@@ -87,6 +91,20 @@ class _State:
     dist: int
 
 
+def _make_state(out: List[Tuple[int, int]], dist_of: Callable[[int], int], accepting: bool,
+                dist: int) -> _State:
+    live = [(token, target) for token, target in out if dist_of(target) < UNREACHABLE]
+    live.sort(key=lambda pair: (dist_of(pair[1]), pair[0]))
+    ids = np.array([t for t, _ in live], dtype=np.int64)
+    nexts = np.array([s for _, s in live], dtype=np.int64)
+    dists = np.array([dist_of(s) for _, s in live], dtype=np.int64)
+    return _State(ids, nexts, dists, dict(live), accepting, dist)
+
+
+class _TooLarge(ConstraintError):
+    """Eager exploration exceeded its limits (the caller may fall back to a lazy automaton)."""
+
+
 class TokenAutomaton:
     """
     Allowed next tokens per state of one constraint, with a token budget.
@@ -94,8 +112,11 @@ class TokenAutomaton:
     States are small ints; `start` is where generation begins. A row is finished when it emitted
     an EOS id from an accepting state, when it reaches a `must_stop` state (accepting, nothing may
     follow - the EOS step is then implied and skipped) or when its budget is spent (only possible
-    in an accepting state).
+    in an accepting state). This class holds every state, explored up front (`exact`: dist is
+    the true fewest-token count and dead ends are pruned for the given vocabulary).
     """
+
+    exact = True
 
     def __init__(self, states: List[_State], start: int, eos_ids: Sequence[int],
                  longest: Optional[int]) -> None:
@@ -110,11 +131,13 @@ class TokenAutomaton:
     def build(cls, start: Hashable,
               expand: Callable[[Hashable], Iterable[Tuple[int, Hashable]]],
               accepting: Callable[[Hashable], bool], eos_ids: Sequence[int],
-              max_states: int = MAX_TOKEN_STATES) -> 'TokenAutomaton':
+              max_states: int = MAX_TOKEN_STATES,
+              max_edges: Optional[int] = None) -> 'TokenAutomaton':
         """Explore every state reachable from start through expand, then prune dead ends."""
         index: Dict[Hashable, int] = {start: 0}
         keys: List[Hashable] = [start]
         edges: List[List[Tuple[int, int]]] = []
+        total = 0
         queue = deque([start])
         while queue:
             key = queue.popleft()
@@ -122,27 +145,27 @@ class TokenAutomaton:
             for token, target in expand(key):
                 if target not in index:
                     if len(keys) >= max_states:
-                        raise ConstraintError(
+                        raise _TooLarge(
                             f'constraint needs more than {max_states} token-level states')
                     index[target] = len(keys)
                     keys.append(target)
                     queue.append(target)
                 out.append((int(token), index[target]))
+            total += len(out)
+            if max_edges is not None and total > max_edges:
+                raise _TooLarge(f'constraint needs more than {max_edges} token transitions')
             edges.append(out)
         accept = [bool(accepting(k)) for k in keys]
         dist = _distances(edges, accept)
         if dist[0] >= UNREACHABLE:
             raise ConstraintError('no sequence of tokens of this vocabulary can satisfy the '
                                   'constraint')
-        states = []
-        for i, out in enumerate(edges):
-            live = [(token, target) for token, target in out if dist[target] < UNREACHABLE]
-            live.sort(key=lambda pair: (dist[pair[1]], pair[0]))
-            ids = np.array([t for t, _ in live], dtype=np.int64)
-            nexts = np.array([s for _, s in live], dtype=np.int64)
-            dists = np.array([dist[s] for _, s in live], dtype=np.int64)
-            states.append(_State(ids, nexts, dists, dict(live), accept[i], dist[i]))
+        states = [_make_state(out, dist.__getitem__, accept[i], dist[i])
+                  for i, out in enumerate(edges)]
         return cls(states, 0, eos_ids, _longest(states))
+
+    def _entry(self, state: int) -> _State:
+        return self._states[state]
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -153,22 +176,22 @@ class TokenAutomaton:
     @property
     def min_tokens(self) -> int:
         """Fewest tokens that complete a valid output from the start."""
-        return self._states[self.start].dist
+        return self._entry(self.start).dist
 
     def accepting(self, state: int) -> bool:
-        return self._states[state].accepting
+        return self._entry(state).accepting
 
     def dist(self, state: int) -> int:
-        return self._states[state].dist
+        return self._entry(state).dist
 
     def must_stop(self, state: int) -> bool:
         """Tell whether the state accepts and no token may follow: the output is complete."""
-        entry = self._states[state]
+        entry = self._entry(state)
         return entry.accepting and entry.ids.size == 0
 
     def budget_cap(self, state: int) -> int:
         """Budget from which more tokens no longer widen the allowed set."""
-        entry = self._states[state]
+        entry = self._entry(state)
         return int(entry.dists[-1]) + 1 if entry.dists.size else 1
 
     def allowed(self, state: int, budget: int) -> np.ndarray:
@@ -183,12 +206,14 @@ class TokenAutomaton:
         cached = self._allowed.get(key)
         if cached is not None:
             return cached
-        entry = self._states[state]
+        entry = self._entry(state)
         count = int(np.searchsorted(entry.dists, key[1] - 1, side='right'))
         ids = entry.ids[:count]
         if entry.accepting:
             ids = np.concatenate([ids, self.eos_ids])
         result = np.unique(ids)
+        if len(self._allowed) >= MAX_CACHED:
+            self._allowed.clear()
         self._allowed[key] = result
         return result
 
@@ -197,7 +222,7 @@ class TokenAutomaton:
 
     def advance(self, state: int, token: int) -> int:
         """State after a non-EOS token; ConstraintError if the token was not allowed."""
-        target = self._states[state].lookup.get(int(token))
+        target = self._entry(state).lookup.get(int(token))
         if target is None:
             raise ConstraintError(f'token {int(token)} is not allowed in constraint state '
                                   f'{state}')
@@ -209,11 +234,59 @@ class TokenAutomaton:
         for position, token in enumerate(tokens):
             if self.is_eos(token):
                 return position == len(tokens) - 1 and self.accepting(state)
-            target = self._states[state].lookup.get(int(token))
+            target = self._entry(state).lookup.get(int(token))
             if target is None:
                 return False
             state = target
         return self.accepting(state)
+
+
+class LazyRegexAutomaton(TokenAutomaton):
+    r"""
+    A regex automaton whose states are explored only when generation reaches them.
+
+    For regexes whose automaton is too large to enumerate (a counted repeat of a broad class
+    followed by text the class also matches, e.g. `[^\n]{1,200}\. Action: ...`, has tens of
+    thousands of states). dist is the fewest characters to a match, which equals the fewest
+    tokens when the vocabulary has a token for each single character (byte-level and
+    byte-fallback tokenizers do); a vocabulary without them can reach a dead end, which surfaces
+    as ConstraintError, never as an invalid output. Cost: one vocabulary walk per new state.
+    """
+
+    exact = False
+
+    def __init__(self, dfa: CharDfa, trie: VocabTrie, eos_ids: Sequence[int]) -> None:
+        super().__init__([], 0, eos_ids, None)
+        self._dfa = dfa
+        self._trie = trie
+        self._keys: List[int] = [dfa.start]
+        self._index: Dict[int, int] = {dfa.start: 0}
+        self._entries: Dict[int, _State] = {}
+
+    def _intern(self, key: int) -> int:
+        found = self._index.get(key)
+        if found is None:
+            found = len(self._keys)
+            self._index[key] = found
+            self._keys.append(key)
+        return found
+
+    def _entry(self, state: int) -> _State:
+        entry = self._entries.get(state)
+        if entry is None:
+            key = self._keys[state]
+            out = [(token, self._intern(target))
+                   for token, target in self._trie.walk(self._dfa.step, key)]
+            entry = _make_state(out, lambda s: self._dfa.min_chars(self._keys[s]),
+                                self._dfa.accepting(key), self._dfa.min_chars(key))
+            if len(self._entries) >= MAX_CACHED:
+                self._entries.clear()  # rebuilt on demand: a long generation keeps memory flat
+            self._entries[state] = entry
+        return entry
+
+    @property
+    def num_states(self) -> int:
+        return len(self._entries)
 
 
 def _distances(edges: List[List[Tuple[int, int]]], accept: List[bool]) -> List[int]:
@@ -262,12 +335,20 @@ def _longest(states: List[_State]) -> Optional[int]:
 
 
 def regex_automaton(pattern: str, vocab: Sequence[Optional[str]], eos_ids: Sequence[int],
-                    trie: Optional[VocabTrie] = None) -> TokenAutomaton:
-    """Automaton of the token sequences whose text fully matches pattern."""
+                    trie: Optional[VocabTrie] = None, max_states: int = 256,
+                    max_edges: int = 50_000) -> TokenAutomaton:
+    """
+    Automaton of the token sequences whose text fully matches pattern.
+
+    Explored up front (exact) while it stays within max_states / max_edges, else lazily.
+    """
     dfa = CharDfa(pattern)
     walker = trie if trie is not None else VocabTrie(vocab)
-    return TokenAutomaton.build(dfa.start, lambda s: walker.walk(dfa.step, s), dfa.accepting,
-                                eos_ids)
+    try:
+        return TokenAutomaton.build(dfa.start, lambda s: walker.walk(dfa.step, s),
+                                    dfa.accepting, eos_ids, max_states, max_edges)
+    except _TooLarge:
+        return LazyRegexAutomaton(CharDfa(pattern), walker, eos_ids)
 
 
 def text_action_regex(codec: TextActionCodec, plan: str = 'none',
@@ -312,4 +393,5 @@ def action_automaton(codec: Codec, vocab: Optional[Sequence[Optional[str]]],
         return vocab_id_automaton(codec, eos_ids)
     if vocab is None:
         raise ConstraintError('a text action space needs the vocabulary texts')
-    return regex_automaton(text_action_regex(codec, plan), vocab, eos_ids, trie)
+    return regex_automaton(text_action_regex(codec, plan), vocab, eos_ids, trie,
+                           max_states=MAX_TOKEN_STATES, max_edges=20_000_000)

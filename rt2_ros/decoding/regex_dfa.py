@@ -13,6 +13,7 @@ look-around, atomic groups, possessive repeats, anchors other than at the very s
 ConstraintError rather than being approximated. IGNORECASE uses simple per-character case
 folding. Determinization is lazy: only the states and characters actually met are built.
 """
+from collections import deque
 from typing import Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 try:  # Python >= 3.11
@@ -25,6 +26,7 @@ CharTest = Callable[[str], bool]
 
 MAX_NFA_STATES = 200_000
 MAX_DFA_STATES = 50_000
+UNREACHABLE = 1 << 30
 
 _C = sre_constants
 _IGNORECASE = _C.SRE_FLAG_IGNORECASE
@@ -157,6 +159,14 @@ class _Nfa:
 
     def repeat(self, av: tuple, start: int, flags: int) -> int:
         low, high, pattern = av
+        largest = low if high is _C.MAXREPEAT else high
+        if largest > MAX_NFA_STATES:
+            before = len(self.eps)
+            self.sequence(pattern, start, flags)
+            if len(self.eps) == before:
+                return start  # an empty pattern repeated is still empty
+            raise ConstraintError(f'regex repeat count {largest} is too large for constrained '
+                                  'decoding')
         current = start
         for _ in range(low):
             current = self.sequence(pattern, current, flags)
@@ -197,11 +207,39 @@ class CharDfa:
         self._nfa = _Nfa()
         start = self._nfa.new()
         self._accept = self._nfa.sequence(items, start, parsed.state.flags)
+        self._to_accept = self._distances_to_accept()
         self._sets: List[FrozenSet[int]] = []
         self._ids: Dict[FrozenSet[int], int] = {}
         self._accepting: List[bool] = []
+        self._min_chars: List[int] = []
         self._steps: Dict[Tuple[int, str], Optional[int]] = {}
         self.start = self._intern(self._closure([start]))
+        if self._min_chars[self.start] >= UNREACHABLE:
+            raise ConstraintError(f'regex {pattern!r} matches no string')
+
+    def _distances_to_accept(self) -> List[int]:
+        """Fewest characters from each NFA state to the accepting one (0-1 BFS, reversed)."""
+        nfa = self._nfa
+        reverse: List[List[Tuple[int, int]]] = [[] for _ in nfa.eps]
+        for source, targets in enumerate(nfa.eps):
+            for target in targets:
+                reverse[target].append((source, 0))
+        for source, edges in enumerate(nfa.edges):
+            for _test, target in edges:
+                reverse[target].append((source, 1))
+        dist = [UNREACHABLE] * len(nfa.eps)
+        dist[self._accept] = 0
+        queue = deque([self._accept])
+        while queue:
+            state = queue.popleft()
+            for source, weight in reverse[state]:
+                if dist[state] + weight < dist[source]:
+                    dist[source] = dist[state] + weight
+                    if weight:
+                        queue.append(source)
+                    else:
+                        queue.appendleft(source)
+        return dist
 
     def _closure(self, states: List[int]) -> FrozenSet[int]:
         seen = set(states)
@@ -222,6 +260,7 @@ class CharDfa:
         self._ids[states] = len(self._sets)
         self._sets.append(states)
         self._accepting.append(self._accept in states)
+        self._min_chars.append(min(self._to_accept[s] for s in states))
         return len(self._sets) - 1
 
     @property
@@ -230,6 +269,10 @@ class CharDfa:
 
     def accepting(self, state: int) -> bool:
         return self._accepting[state]
+
+    def min_chars(self, state: int) -> int:
+        """Fewest characters that complete a match from state."""
+        return self._min_chars[state]
 
     def step(self, state: int, ch: str) -> Optional[int]:
         key = (state, ch)
@@ -240,6 +283,8 @@ class CharDfa:
         targets = [target for nfa_state in self._sets[state]
                    for test, target in self._nfa.edges[nfa_state] if test(ch)]
         result = self._intern(self._closure(targets)) if targets else None
+        if result is not None and self._min_chars[result] >= UNREACHABLE:
+            result = None  # alive in the NFA, but no match can ever complete
         self._steps[key] = result
         return result
 
