@@ -122,7 +122,7 @@ def _safe_bins(space: ActionSpace, values: np.ndarray) -> np.ndarray:
     return values_to_bins(space, filled)
 
 
-def _round(value: Optional[float], digits: int = 6) -> Optional[float]:
+def _round(value: Optional[float], digits: int = 9) -> Optional[float]:
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
@@ -165,17 +165,17 @@ def score(results: List[StepResult], space: ActionSpace) -> Dict[str, Any]:
                 'unit': dim.unit, 'n': int(mask.sum()),
                 'mae': _round(np.abs(error).mean()), 'rmse': _round(np.sqrt((error ** 2).mean())),
                 'max_abs': _round(np.abs(error).max()), 'bias': _round(error.mean()),
-                'bin_mae': _round(bin_error.mean(), 4),
-                'bin_accuracy': _round(exact[mask, index].mean(), 4),
-                'bin_within_1': _round(near[mask, index].mean(), 4),
+                'bin_mae': _round(bin_error.mean(), 6),
+                'bin_accuracy': _round(exact[mask, index].mean(), 6),
+                'bin_within_1': _round(near[mask, index].mean(), 6),
             }
         cells = known[:, continuous]
         rows = cells.any(axis=1)
         report['bin_accuracy'] = {
-            'exact': _round(exact[:, continuous][cells].mean(), 4) if cells.any() else None,
-            'within_1': _round(near[:, continuous][cells].mean(), 4) if cells.any() else None,
+            'exact': _round(exact[:, continuous][cells].mean(), 6) if cells.any() else None,
+            'within_1': _round(near[:, continuous][cells].mean(), 6) if cells.any() else None,
             'all_dims_exact': _round(
-                np.all(exact[:, continuous] | ~cells, axis=1)[rows].mean(), 4)
+                np.all(exact[:, continuous] | ~cells, axis=1)[rows].mean(), 6)
             if rows.any() else None,
         }
         report['gripper'] = _gripper_agreement(space, recorded, predicted, known)
@@ -197,7 +197,7 @@ def _gripper_agreement(space: ActionSpace, recorded: np.ndarray, predicted: np.n
     openness = np.vectorize(space.gripper_openness)
     want = openness(recorded[mask, index]) >= GRIPPER_THRESHOLD
     got = openness(predicted[mask, index]) >= GRIPPER_THRESHOLD
-    return {'agreement': _round((want == got).mean(), 4), 'n': int(mask.sum()),
+    return {'agreement': _round((want == got).mean(), 6), 'n': int(mask.sum()),
             'threshold': GRIPPER_THRESHOLD,
             'recorded_open': int(want.sum()), 'predicted_open': int(got.sum())}
 
@@ -211,5 +211,5 @@ def _terminate_agreement(answered: List[StepResult]) -> Optional[Dict[str, Any]]
     for want, got in pairs:
         key = ('t' if want == got else 'f') + ('p' if got else 'n')
         counts[key] += 1
-    return {'agreement': _round((counts['tp'] + counts['tn']) / len(pairs), 4),
+    return {'agreement': _round((counts['tp'] + counts['tn']) / len(pairs), 6),
             'n': len(pairs), **counts}

@@ -310,6 +310,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from rt2_ros.bags.evaluation import run_policy, score
     from rt2_ros.bags.report import write_report
     from rt2_ros.bags.steps import iter_steps, plan_steps
+    from rt2_ros.policy.factory import BACKENDS
+    if args.policy not in BACKENDS:
+        raise UsageError(f'unknown policy backend {args.policy!r}; choose one of '
+                         f'{", ".join(BACKENDS)}')
     if args.max_steps is not None and args.max_steps < 1:
         raise UsageError('--max-steps must be at least 1')
     space = _load_space(args.space)
@@ -330,10 +334,11 @@ def run_eval(args: argparse.Namespace) -> int:
         finally:
             policy.close()
         report = score(results, space)
-        report.update({'bag': str(bag.path), 'space': space.name, **plan.describe(),
+        described = plan.describe()
+        report['steps']['planned'] = described.pop('steps')
+        report.update({'bag': str(bag.path), 'space': space.name, **described,
                        'policy': {'backend': args.policy, 'url': args.url or None,
                                   'model': args.model or None}})
-        report['steps']['planned'] = len(plan.steps)
         paths = write_report(out, report, results, space, plots=not args.no_plots)
     _print_eval_summary(report, paths)
     return 0
