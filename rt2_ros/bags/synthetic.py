@@ -138,7 +138,9 @@ def build_session(spec: SessionSpec, typestore: Any) -> Session:
                 layout=layout, data=np.array([openness])))
         velocity = action[translation] / (period_ns / 1e9)
         omega = rpy_to_rotvec(action[rotation]) / (period_ns / 1e9)
-        for tick_ns in range(decision_ns, decision_ns + period_ns, control_ns):
+        ticks = max(1, int(round(period_ns / control_ns)))
+        for tick in range(ticks):
+            tick_ns = decision_ns + tick * period_ns // ticks
             twist = types['geometry_msgs/msg/Twist'](
                 linear=types['geometry_msgs/msg/Vector3'](*velocity),
                 angular=types['geometry_msgs/msg/Vector3'](*omega))
