@@ -268,16 +268,26 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--device', default='auto')
 
 
-def make_policy_from_args(args: argparse.Namespace) -> Any:
-    """Build the policy with the backend registry; construction failures are user errors."""
-    from rt2_ros.policy.base import PolicyConfig, PolicyError
-    from rt2_ros.policy.factory import make_policy, UnknownBackendError
+def policy_config_from_args(args: argparse.Namespace) -> Any:
+    """Build a PolicyConfig from the policy flags; an unknown backend is a user error."""
+    from rt2_ros.policy.base import PolicyConfig
+    from rt2_ros.policy.factory import BACKENDS
+    if args.policy not in BACKENDS:
+        raise UsageError(f'unknown policy backend {args.policy!r}; choose one of '
+                         f'{", ".join(BACKENDS)}')
     if not args.timeout > 0:
         raise UsageError('--timeout must be positive')
-    config = PolicyConfig(
+    return PolicyConfig(
         backend=args.policy, url=args.url, timeout_s=args.timeout, model_path=args.model,
         unnorm_key=args.unnorm_key, action_space=args.space, api_key_env=args.api_key_env,
         prompt_template=args.prompt_template, model_name=args.model_name, device=args.device)
+
+
+def make_policy_from_args(args: argparse.Namespace) -> Any:
+    """Build the policy with the backend registry; construction failures are user errors."""
+    from rt2_ros.policy.base import PolicyError
+    from rt2_ros.policy.factory import make_policy, UnknownBackendError
+    config = policy_config_from_args(args)
     try:
         return make_policy(config)
     except UnknownBackendError as exc:
@@ -310,10 +320,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from rt2_ros.bags.evaluation import run_policy, score
     from rt2_ros.bags.report import write_report
     from rt2_ros.bags.steps import iter_steps, plan_steps
-    from rt2_ros.policy.factory import BACKENDS
-    if args.policy not in BACKENDS:
-        raise UsageError(f'unknown policy backend {args.policy!r}; choose one of '
-                         f'{", ".join(BACKENDS)}')
+    policy_config_from_args(args)  # fail on a bad backend before reading the bag
     if args.max_steps is not None and args.max_steps < 1:
         raise UsageError('--max-steps must be at least 1')
     space = _load_space(args.space)
@@ -370,23 +377,26 @@ def _print_eval_summary(report: Dict[str, Any], paths: Dict[str, str]) -> None:
 def _register_replay_test(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         'replay-test', help='run rt2_controller on a bag and compare with a golden output bag',
-        description="Replays the bag's inputs to the real rt2_controller over DDS, records "
-        'what it publishes and compares decisions and commands (content and order, with '
-        'tolerances) with GOLDEN. Exit 0: same; 1: different (a diff is printed); 2: usage.')
-    parser.add_argument('bag', metavar='BAG', help='input bag (camera, instruction, ...)')
+        description="Replays the bag's inputs to the real rt2_controller over DDS in simulated "
+        'time (one control tick at a time, the clock held while the policy thinks), records '
+        'what it publishes and compares the sequence of commands and decisions with GOLDEN '
+        '(content and order, with a tolerance). Exit 0: same; 1: different (a diff is '
+        'printed); 2: usage error or the replay could not run.')
+    parser.add_argument('bag', metavar='BAG', help='input bag (camera, instruction, ee_pose)')
     parser.add_argument('--golden', required=True, help='golden output bag')
     parser.add_argument('--update-golden', action='store_true',
                         help='(re)write GOLDEN from this run instead of comparing')
-    parser.add_argument('--tolerance', type=float, default=1e-6,
-                        help='absolute tolerance on numbers (m, rad, m/s, ...)')
+    parser.add_argument('--tolerance', type=float, default=1e-4,
+                        help='absolute tolerance on every number (m/s, rad/s, positions); '
+                        'covers float rounding of times near the epoch (~2e-7 s)')
     parser.add_argument('--params', help='controller parameter YAML (ros__parameters)')
     parser.add_argument('--set', nargs='+', default=[], metavar='NAME:=VALUE',
-                        help='controller parameter overrides')
-    parser.add_argument('--policy-url', default='', help='use this policy server instead of '
-                        'the one named in the parameters')
-    parser.add_argument('--timeout', type=float, default=120.0, help='give up after S seconds')
-    parser.add_argument('--keep', help='keep the recorded output bag here')
+                        help='controller parameter overrides, e.g. control_rate_hz:=30')
+    parser.add_argument('--deadline', type=float, default=300.0, metavar='S',
+                        help='give up after S seconds of wall time')
+    parser.add_argument('--keep', help='also keep the recorded output bag here')
     parser.add_argument('--distro', help=DISTRO_HELP)
+    _policy_options(parser)
     parser.set_defaults(func=run_replay_test)
 
 
@@ -401,10 +411,14 @@ def run_replay_test(args: argparse.Namespace) -> int:
         overrides[name] = value
     if not args.tolerance >= 0:
         raise UsageError('--tolerance must be >= 0')
+    if not args.deadline > 0:
+        raise UsageError('--deadline must be positive')
+    config = policy_config_from_args(args)
+    _load_space(args.space)
     result = replay_test(ReplayOptions(
-        bag=Path(args.bag), golden=Path(args.golden), update=args.update_golden,
+        bag=Path(args.bag), golden=Path(args.golden), policy=config, update=args.update_golden,
         tolerance=args.tolerance, params_file=Path(args.params) if args.params else None,
-        overrides=overrides, policy_url=args.policy_url, timeout_s=args.timeout,
+        overrides=overrides, timeout_s=args.deadline,
         keep=Path(args.keep) if args.keep else None, distro=args.distro))
     print(result.text)
     return 0 if result.passed else 1
