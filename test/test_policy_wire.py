@@ -97,7 +97,7 @@ def test_total_array_budget_bounds_many_small_arrays():
         msgpack_numpy_loads(message, limits)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_decode_or_raise_wire_errors_only(data):
     for decode in (msgpack_numpy_loads, json_numpy_loads):
@@ -107,8 +107,9 @@ def test_arbitrary_bytes_decode_or_raise_wire_errors_only(data):
             pass
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+@settings(max_examples=100, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 64 - 1) |
+                    st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=3) |
                     st.dictionaries(st.sampled_from(['__numpy__', 'dtype', 'shape',
                                                      '__ndarray__', 'data', 'a']),

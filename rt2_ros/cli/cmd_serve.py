@@ -109,7 +109,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = ServeSettings(
         model_name=args.model_name or Path(args.model).resolve().name,
-        api_key=api_key or None, max_body_bytes=int(args.max_body_mb * (1 << 20)),
+        api_key=api_key or None,
+        unnorm_key=getattr(getattr(model.codec, 'unnormalizer', None), 'key', None),
+        max_body_bytes=int(args.max_body_mb * (1 << 20)),
         max_image_pixels=args.max_image_pixels, max_batch=args.max_batch,
         batch_window_s=args.batch_window_ms / 1000.0)
     app = create_app(model, settings)

@@ -25,6 +25,7 @@ import uuid
 import numpy as np
 
 from rt2_ros.actions import ActionSpace
+from rt2_ros.decoding.regex_dfa import ConstraintError
 from rt2_ros.policy.base import (
     Observation, PolicyError, PolicyInvalidAction, PolicyResult, PolicyTimeout,
     PolicyUnavailable,
@@ -45,8 +46,9 @@ class ServedModel(Protocol):
 
     space: ActionSpace
 
-    def infer_batch(self, observations: Sequence[Observation]) -> List[Any]:
-        """Return one PolicyResult (or exception instance) per observation."""
+    def infer_batch(self, observations: Sequence[Observation],
+                    return_exceptions: bool = False) -> List[Any]:
+        """Return one PolicyResult (or, with return_exceptions, its PolicyError) each."""
 
     def generate_text(self, images: Sequence[np.ndarray], prompts: Sequence[str],
                       regex: Optional[str] = None, max_new_tokens: int = 64) -> List[str]:
@@ -59,6 +61,7 @@ class ServeSettings:
 
     model_name: str = 'rt2-local'
     api_key: Optional[str] = None
+    unnorm_key: Optional[str] = None
     max_body_bytes: int = 16 << 20
     max_image_pixels: int = 2048 * 2048
     max_instruction_chars: int = 2000
@@ -84,6 +87,8 @@ def error_status(exc: BaseException) -> Tuple[int, str]:
     """Map any failure to (HTTP status, message) without leaking internals."""
     if isinstance(exc, RequestError):
         return exc.status, str(exc)
+    if isinstance(exc, ConstraintError):
+        return 400, f'unusable constraint: {exc}'
     if isinstance(exc, WireLimitError):
         return 413, str(exc)
     if isinstance(exc, WireFormatError):
@@ -177,7 +182,12 @@ class ModelRunner:
 
     def _run_observations(self, observations: Sequence[Observation]) -> List[Any]:
         start = time.monotonic()
-        results = _isolate(self.model.infer_batch, observations)
+
+        def infer(batch: List[Observation]) -> List[Any]:
+            # Invalid model output fails only its own request.
+            return self.model.infer_batch(batch, return_exceptions=True)
+
+        results = _isolate(infer, observations)
         elapsed = time.monotonic() - start
         for result in results:
             if isinstance(result, PolicyResult) and result.timing.inference_s is None:
@@ -268,6 +278,13 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Any:
         if unnorm_key is not None:
             if not isinstance(unnorm_key, str) or len(unnorm_key) > 200:
                 raise RequestError(422, 'unnorm_key must be a short string or null')
+            if unnorm_key != settings.unnorm_key:
+                # Un-normalizing with other statistics than asked would scale every motion.
+                served = settings.unnorm_key
+                how = f'with {served!r} (rt2 serve --unnorm-key)' if served else \
+                    'nothing (no dataset_statistics.json)'
+                raise RequestError(400, f'unnorm_key {unnorm_key!r} is not available: this '
+                                   f'server un-normalizes {how}')
             extras['unnorm_key'] = unnorm_key
         return Observation(image=image, instruction=instruction, extras=extras), encoded
 

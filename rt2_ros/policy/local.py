@@ -1,0 +1,538 @@
+"""
+The `local` backend: a transformers VLA checkpoint from a directory, run in this process.
+
+Why it is built this way:
+- Loading uses the auto classes (AutoProcessor + AutoModelForImageTextToText, or the vision2seq
+  class of older checkpoints) so any image-text-to-text checkpoint works; `trust_remote_code` is
+  turned on only when the checkpoint's config.json declares its own code (`auto_map`, as OpenVLA
+  does) - never for a checkpoint that does not ask for it.
+- A model is an untrusted text generator, so decoding is constrained (rt2_ros.decoding): every
+  token is checked against an automaton derived from the action codec and the output is decoded
+  and validated again. A checkpoint's own `action_space.yaml` and OpenVLA-style
+  `dataset_statistics.json` travel with it, so the model and its action meaning cannot drift.
+- Decisions must be fast (a few hundred ms budget on a robot): generation runs its own greedy loop
+  with the KV cache, computing logits for the last position only, with masks precomputed per
+  automaton state. Batches use left padding and one forward per step for the whole batch, so
+  `rt2 serve` can batch concurrent robots; greedy batched results equal one-at-a-time results.
+  Models whose forward lacks `position_ids` (remote-code checkpoints) go through
+  `model.generate` with the same constraint as a LogitsProcessor.
+"""
+from collections import OrderedDict
+import inspect
+import json
+import math
+from pathlib import Path
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from rt2_ros.actions import (
+    ActionDecodeError, ActionSpace, ActionSpaceError, load_action_space,
+    load_dataset_statistics, make_codec, StatisticsError, unnormalizer_from_statistics,
+)
+from rt2_ros.actions.codec import Codec, TextActionCodec
+from rt2_ros.decoding.automaton import (
+    action_automaton, PLAN_MODES, regex_automaton, TokenAutomaton, VocabTrie,
+)
+from rt2_ros.decoding.logits import (
+    ConstrainedLogitsProcessor, ConstraintStoppingCriteria, MaskTable, RowConstraints,
+)
+from rt2_ros.decoding.regex_dfa import ConstraintError
+from rt2_ros.decoding.vocab import token_texts
+from rt2_ros.policy.base import (
+    decoded_to_result, Observation, Policy, PolicyConfig, PolicyError, PolicyInvalidAction,
+    PolicyResult, PolicyTiming, PolicyUnavailable, validate_actions,
+)
+from rt2_ros.policy.prompts import PromptError, render_prompt, resolve_template
+import torch
+
+ACTION_SPACE_FILE = 'action_space.yaml'
+STATISTICS_FILE = 'dataset_statistics.json'
+WEIGHT_PATTERNS = ('*.safetensors', '*.bin', '*.pt', '*.pth')
+DEFAULT_PLAN_TOKENS = 64
+MAX_REGEX_CACHE = 16
+# Position ids of the first real token, per architecture (PaliGemma counts from 1).
+POSITION_OFFSET = {'paligemma': 1}
+# OpenVLA's predict_action appends Llama's empty "▁" token to every prompt before generating.
+OPENVLA_PROMPT_SUFFIX_ID = 29871
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+ImageLike = np.ndarray
+
+
+def _read_config(model_dir: Path) -> Dict[str, Any]:
+    """Read the checkpoint's config.json, or raise PolicyUnavailable saying what is wrong."""
+    if not model_dir.exists():
+        raise PolicyUnavailable(f'model directory {model_dir} does not exist')
+    if not model_dir.is_dir():
+        raise PolicyUnavailable(f'model path {model_dir} is not a directory')
+    config_file = model_dir / 'config.json'
+    if not config_file.is_file():
+        raise PolicyUnavailable(f'{model_dir} is not a transformers checkpoint (no config.json)')
+    try:
+        config = json.loads(config_file.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as exc:
+        raise PolicyUnavailable(f'{config_file} is not valid JSON: {exc}') from None
+    if not isinstance(config, dict):
+        raise PolicyUnavailable(f'{config_file} is not a JSON object')
+    if not any(any(model_dir.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+        raise PolicyUnavailable(f'{model_dir} has no weight files (*.safetensors, *.bin)')
+    return config
+
+
+def pick_device(requested: str) -> Tuple[torch.device, torch.dtype]:
+    """auto: CUDA + bf16 when available, else CPU + fp32. cuda without a GPU is an error."""
+    choice = (requested or 'auto').lower()
+    if choice not in ('auto', 'cpu', 'cuda') and not choice.startswith('cuda:'):
+        raise PolicyUnavailable(f'device must be auto, cpu or cuda[:N], not {requested!r}')
+    if choice == 'auto':
+        choice = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if choice.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise PolicyUnavailable(f'device {requested!r} requested but CUDA is not available')
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.device(choice), dtype
+    return torch.device('cpu'), torch.float32
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> List[int]:
+    ids = set()
+    configured = getattr(getattr(model, 'generation_config', None), 'eos_token_id', None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    if getattr(tokenizer, 'eos_token_id', None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    if not ids:
+        raise PolicyUnavailable('the checkpoint defines no end-of-sequence token')
+    return sorted(ids)
+
+
+def check_image(image: Any) -> np.ndarray:
+    """HxWx3 uint8 RGB, as Observation promises; anything else is a caller bug."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        shape = getattr(image, 'shape', None)
+        dtype = getattr(image, 'dtype', type(image).__name__)
+        raise ValueError(f'image must be an HxWx3 uint8 RGB array, got shape {shape} {dtype}')
+    return np.ascontiguousarray(image)
+
+
+class LocalTransformersPolicy(Policy):
+    """
+    A transformers checkpoint directory as a Policy (config.model_path).
+
+    config.extra keys: plan ('none' | 'optional' | 'required' chain-of-thought for text spaces),
+    max_new_tokens, temperature (0 = greedy), seed, dtype (float32 | bfloat16 | float16),
+    decoder ('auto' | 'loop' | 'generate').
+    """
+
+    name = 'local'
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        extra = dict(config.extra or {})
+        if not config.model_path:
+            raise PolicyUnavailable('the local backend needs a model path (policy.model_path)')
+        self.model_dir = Path(config.model_path).expanduser()
+        model_config = _read_config(self.model_dir)
+        self.model_type = str(model_config.get('model_type', ''))
+        self.trust_remote_code = 'auto_map' in model_config
+        space = self._load_space(config)
+        super().__init__(space)
+        self.codec: Codec = make_codec(space, self._load_unnormalizer(space, config))
+        self.device, self.dtype = pick_device(config.device)
+        if extra.get('dtype'):
+            if extra['dtype'] not in DTYPES:
+                raise PolicyUnavailable(f'dtype must be one of {", ".join(DTYPES)}')
+            self.dtype = DTYPES[extra['dtype']]
+        self.plan = str(extra.get('plan', 'none'))
+        if self.plan not in PLAN_MODES:
+            raise PolicyUnavailable(f'plan must be one of {", ".join(PLAN_MODES)}')
+        self.temperature = float(extra.get('temperature', 0.0))
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise PolicyUnavailable('temperature must be a finite number >= 0')
+        self._generator = torch.Generator(device='cpu')
+        self._generator.manual_seed(int(extra.get('seed', 0)))
+        default_template = 'openvla' if space.tokenization == 'vocab_ids' else 'rt2'
+        try:
+            self.prompt_template = resolve_template(config.prompt_template, default_template)
+        except PromptError as exc:
+            raise PolicyUnavailable(str(exc)) from None
+        self._lock = threading.Lock()
+        load_start = time.perf_counter()
+        self.processor, self.model = self._load_model(model_config)
+        self.tokenizer = getattr(self.processor, 'tokenizer', None)
+        if self.tokenizer is None:
+            raise PolicyUnavailable(f'{self.model_dir}: the processor has no tokenizer')
+        self.tokenizer.padding_side = 'left'
+        self.width = self._logits_width()
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.eos_ids[0]
+        self.image_token = getattr(self.processor, 'image_token', None)
+        self.position_offset = POSITION_OFFSET.get(self.model_type, 0)
+        self._loop_ok, self._keep_arg = self._inspect_forward()
+        decoder = str(extra.get('decoder', 'auto'))
+        if decoder not in ('auto', 'loop', 'generate'):
+            raise PolicyUnavailable('decoder must be auto, loop or generate')
+        if decoder == 'loop' and not self._loop_ok:
+            raise PolicyUnavailable(f'{type(self.model).__name__}.forward takes no position_ids '
+                                    'or past_key_values; use decoder: generate')
+        self.use_generate = decoder == 'generate' or not self._loop_ok
+        self._texts: Optional[List[Optional[str]]] = None
+        self._trie: Optional[VocabTrie] = None
+        self._regex_tables: 'OrderedDict[str, MaskTable]' = OrderedDict()
+        try:
+            self.action_automaton = self._build_action_automaton()
+        except ConstraintError as exc:
+            raise PolicyUnavailable(f'{self.model_dir}: cannot constrain this model to '
+                                    f'{space.name} actions: {exc}') from None
+        self._action_table = MaskTable(self.action_automaton, self.width, self.device)
+        self.max_new_tokens = self._action_budget(extra.get('max_new_tokens'))
+        self.load_s = time.perf_counter() - load_start
+        self._closed = False
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def _load_space(self, config: PolicyConfig) -> ActionSpace:
+        own = self.model_dir / ACTION_SPACE_FILE
+        spec: Union[str, Path] = own if own.is_file() else (config.action_space or 'rt2')
+        try:
+            return load_action_space(spec)
+        except ActionSpaceError as exc:
+            raise PolicyUnavailable(f'action space: {exc}') from None
+
+    def _load_unnormalizer(self, space: ActionSpace, config: PolicyConfig) -> Any:
+        stats_file = self.model_dir / STATISTICS_FILE
+        if not stats_file.is_file():
+            if config.unnorm_key:
+                raise PolicyUnavailable(f'unnorm_key {config.unnorm_key!r} given but '
+                                        f'{self.model_dir} has no {STATISTICS_FILE}')
+            return None
+        try:
+            stats = load_dataset_statistics(stats_file)
+            return unnormalizer_from_statistics(stats, config.unnorm_key or None, space.size)
+        except StatisticsError as exc:
+            raise PolicyUnavailable(f'{STATISTICS_FILE}: {exc}') from None
+
+    def _load_model(self, model_config: Dict[str, Any]) -> Tuple[Any, Any]:
+        import transformers
+        from transformers import AutoProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        path = str(self.model_dir)
+        common = {'local_files_only': True, 'trust_remote_code': self.trust_remote_code}
+        try:
+            processor = AutoProcessor.from_pretrained(path, **common)
+        except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable"
+            raise PolicyUnavailable(f'cannot load the processor from {path}: '
+                                    f'{_one_line(exc)}') from None
+        auto_map = model_config.get('auto_map') or {}
+        try:
+            if self.trust_remote_code and any(k in auto_map for k in (
+                    'AutoModelForImageTextToText', 'AutoModelForVision2Seq')):
+                from transformers.dynamic_module_utils import get_class_from_dynamic_module
+                reference = auto_map.get('AutoModelForImageTextToText') or \
+                    auto_map['AutoModelForVision2Seq']
+                model_class = get_class_from_dynamic_module(reference, path)
+                model = model_class.from_pretrained(path, dtype=self.dtype, **common)
+            else:
+                model = self._load_with_auto_classes(transformers, path, common)
+        except PolicyUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise PolicyUnavailable(f'cannot load the model from {path}: '
+                                    f'{_one_line(exc)}') from None
+        model.to(self.device)
+        model.eval()
+        return processor, model
+
+    def _load_with_auto_classes(self, transformers: Any, path: str,
+                                common: Dict[str, Any]) -> Any:
+        names = ('AutoModelForImageTextToText', 'AutoModelForVision2Seq')
+        classes = [getattr(transformers, n) for n in names if hasattr(transformers, n)]
+        errors = []
+        for auto_class in classes:
+            try:
+                return auto_class.from_pretrained(path, dtype=self.dtype, **common)
+            except ValueError as exc:  # "Unrecognized configuration class" -> try the next
+                errors.append(_one_line(exc))
+        raise PolicyUnavailable(f'{path}: no image-text-to-text model class fits this '
+                                f'checkpoint ({"; ".join(errors)})')
+
+    def _logits_width(self) -> int:
+        head = self.model.get_output_embeddings() if hasattr(
+            self.model, 'get_output_embeddings') else None
+        if head is not None and getattr(head, 'weight', None) is not None:
+            return int(head.weight.shape[0])
+        return int(self.model.config.get_text_config().vocab_size)
+
+    def _inspect_forward(self) -> Tuple[bool, bool]:
+        try:
+            params = inspect.signature(self.model.forward).parameters
+        except (TypeError, ValueError):
+            return False, False
+        loop_ok = 'position_ids' in params and 'past_key_values' in params
+        return loop_ok, 'logits_to_keep' in params
+
+    def vocabulary_texts(self) -> List[Optional[str]]:
+        """Text each id adds to a generation (None: never allowed as text); computed once."""
+        if self._texts is None:
+            self._texts = token_texts(self.tokenizer, self.width)
+            self._trie = VocabTrie(self._texts)
+        return self._texts
+
+    def _build_action_automaton(self) -> TokenAutomaton:
+        if isinstance(self.codec, TextActionCodec):
+            texts = self.vocabulary_texts()
+            return action_automaton(self.codec, texts, self.eos_ids, self.plan, self._trie)
+        if self.plan != 'none':
+            raise ConstraintError('plan needs a text action space')
+        automaton = action_automaton(self.codec, None, self.eos_ids)
+        block = self.codec.block_ids()
+        if int(block.max()) >= self.width or int(block.min()) < 0:
+            raise ConstraintError(
+                f"action ids {self.codec.describe_block()} do not fit the model's {self.width} "
+                'logits (wrong vocab_size in the action space?)')
+        return automaton
+
+    def _action_budget(self, requested: Any) -> int:
+        automaton = self.action_automaton
+        if requested is not None:
+            budget = int(requested)
+            if budget < automaton.min_tokens:
+                raise PolicyUnavailable(f'max_new_tokens {budget} is below the '
+                                        f'{automaton.min_tokens} tokens an action needs')
+            return budget
+        if automaton.longest is not None:
+            return automaton.longest
+        return automaton.min_tokens + DEFAULT_PLAN_TOKENS
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """Describe what is loaded, for logs and server metadata."""
+        return {
+            'backend': self.name, 'model_path': str(self.model_dir),
+            'model_type': self.model_type, 'model_class': type(self.model).__name__,
+            'device': str(self.device), 'dtype': str(self.dtype).replace('torch.', ''),
+            'action_space': self.space.name, 'action_dims': list(self.space.names),
+            'tokenization': self.space.tokenization, 'prompt_template': self.prompt_template,
+            'plan': self.plan, 'max_new_tokens': self.max_new_tokens,
+            'unnorm_key': getattr(self.codec.unnormalizer, 'key', None),
+            'decoder': 'generate' if self.use_generate else 'loop',
+            'trust_remote_code': self.trust_remote_code,
+        }
+
+    def prompt(self, instruction: str) -> str:
+        """Return the templated prompt for an instruction (without the image placeholder)."""
+        return render_prompt(self.prompt_template, instruction)
+
+    def infer(self, observation: Observation) -> PolicyResult:
+        """One decision for one observation."""
+        return self.infer_batch([observation])[0]
+
+    def infer_batch(self, observations: Sequence[Observation],
+                    return_exceptions: bool = False) -> List[Any]:
+        """
+        Decisions for several observations in one batched generation.
+
+        With return_exceptions, an observation whose output fails validation gets its
+        PolicyError in the list instead of failing the whole batch (for servers).
+        """
+        start = time.perf_counter()
+        if not observations:
+            return []
+        try:
+            prompts = [self.prompt(o.instruction) for o in observations]
+        except PromptError as exc:
+            raise ValueError(str(exc)) from None
+        images = [check_image(o.image) for o in observations]
+        tables = [self._action_table] * len(observations)
+        tokens, encode_s, inference_s = self._run(images, prompts, tables, self.max_new_tokens,
+                                                  self.temperature)
+        results: List[Any] = []
+        for row_tokens in tokens:
+            timing = PolicyTiming(request_s=time.perf_counter() - start,
+                                  inference_s=inference_s, encode_s=encode_s)
+            try:
+                results.append(self._to_result(row_tokens, timing))
+            except PolicyError as exc:
+                if not return_exceptions:
+                    raise
+                results.append(exc)
+        return results
+
+    def generate_text(self, images: Sequence[ImageLike], prompts: Sequence[str],
+                      regex: Optional[str] = None, max_new_tokens: int = 64,
+                      temperature: float = 0.0) -> List[str]:
+        """
+        Free or regex-constrained text for (image, prompt) pairs, batched.
+
+        Prompts are used as given (no action template). With regex, each output fully matches
+        it (ConstraintError, a ValueError, if the regex is unsupported or cannot be met within
+        max_new_tokens); the text returned is exactly the accepted characters.
+        """
+        if len(images) != len(prompts):
+            raise ValueError(f'{len(images)} images for {len(prompts)} prompts')
+        if not prompts:
+            return []
+        if max_new_tokens < 1:
+            raise ValueError('max_new_tokens must be at least 1')
+        if temperature < 0 or not math.isfinite(temperature):
+            raise ValueError('temperature must be a finite number >= 0')
+        checked = [check_image(image) for image in images]
+        table = self._regex_table(regex) if regex is not None else None
+        tokens, _, _ = self._run(checked, [str(p) for p in prompts], [table] * len(prompts),
+                                 int(max_new_tokens), float(temperature))
+        if table is None:
+            return [self.tokenizer.decode(row, skip_special_tokens=True,
+                                          clean_up_tokenization_spaces=False) for row in tokens]
+        texts = self.vocabulary_texts()
+        return [''.join(texts[t] for t in row) for row in tokens]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self.model = None
+            self._regex_tables.clear()
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def _regex_table(self, pattern: str) -> MaskTable:
+        with self._lock:
+            table = self._regex_tables.get(pattern)
+            if table is not None:
+                self._regex_tables.move_to_end(pattern)
+                return table
+        self.vocabulary_texts()
+        automaton = regex_automaton(pattern, self._texts, self.eos_ids, self._trie)
+        table = MaskTable(automaton, self.width, self.device)
+        with self._lock:
+            self._regex_tables[pattern] = table
+            while len(self._regex_tables) > MAX_REGEX_CACHE:
+                self._regex_tables.popitem(last=False)
+        return table
+
+    def _prepare(self, images: List[np.ndarray], prompts: List[str]) -> Dict[str, Any]:
+        if self.image_token:
+            prompts = [p if self.image_token in p else self.image_token + p for p in prompts]
+        try:
+            batch = self.processor(images=images, text=prompts, return_tensors='pt',
+                                   padding='longest')
+        except Exception as exc:  # noqa: BLE001 - processor failures are input problems
+            raise ValueError(f'the processor rejected the input: {_one_line(exc)}') from None
+        inputs = {k: v for k, v in batch.items() if k != 'labels' and hasattr(v, 'to')}
+        if self.model_type == 'openvla':
+            inputs = _append_column(inputs, OPENVLA_PROMPT_SUFFIX_ID)
+        ids = inputs['input_ids']
+        if int(ids.max()) >= self.width or int(ids.min()) < 0:
+            raise ValueError("the prompt has token ids outside the model's vocabulary")
+        for key, value in inputs.items():
+            if torch.is_floating_point(value):
+                inputs[key] = value.to(self.device, dtype=self.dtype)
+            else:
+                inputs[key] = value.to(self.device)
+        return inputs
+
+    def _run(self, images: List[np.ndarray], prompts: List[str],
+             tables: List[Optional[MaskTable]], max_new_tokens: int,
+             temperature: float) -> Tuple[List[List[int]], float, float]:
+        with self._lock:
+            if self._closed:
+                raise PolicyUnavailable('the local policy was closed')
+            encode_start = time.perf_counter()
+            inputs = self._prepare(images, prompts)
+            rows = RowConstraints(tables, max_new_tokens, self.eos_ids)
+            generate_start = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    if self.use_generate:
+                        self._generate_hf(inputs, rows, max_new_tokens, temperature)
+                    else:
+                        self._generate_loop(inputs, rows, temperature)
+            except ConstraintError as exc:
+                raise PolicyInvalidAction(f'constrained decoding failed: {exc}') from None
+            except RuntimeError as exc:  # e.g. NaN probabilities when sampling
+                raise PolicyInvalidAction(f'generation failed: {_one_line(exc)}') from None
+            done = time.perf_counter()
+        return rows.tokens, generate_start - encode_start, done - generate_start
+
+    def _choose(self, scores: torch.Tensor, temperature: float) -> torch.Tensor:
+        if temperature <= 0:
+            return scores.argmax(dim=-1)
+        probs = torch.softmax(scores / temperature, dim=-1).float().cpu()
+        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+
+    def _generate_loop(self, inputs: Dict[str, Any], rows: RowConstraints,
+                       temperature: float) -> None:
+        """Greedy/sampled decoding with the KV cache; one forward per step for the batch."""
+        attention = inputs['attention_mask']
+        positions = (attention.long().cumsum(-1) - 1).clamp(min=0) + self.position_offset
+        keep = {'logits_to_keep': 1} if self._keep_arg else {}
+        outputs = self.model(**inputs, position_ids=positions, use_cache=True, **keep)
+        next_positions = positions[:, -1:] + 1
+        while True:
+            scores = rows.apply(outputs.logits[:, -1, :].float())
+            tokens = self._choose(scores, temperature)
+            rows.advance(tokens.tolist())
+            if rows.all_finished:
+                return
+            attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], 1)
+            outputs = self.model(input_ids=tokens.to(self.device)[:, None],
+                                 attention_mask=attention, position_ids=next_positions,
+                                 past_key_values=outputs.past_key_values, use_cache=True, **keep)
+            next_positions = next_positions + 1
+
+    def _generate_hf(self, inputs: Dict[str, Any], rows: RowConstraints, max_new_tokens: int,
+                     temperature: float) -> None:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        processor = ConstrainedLogitsProcessor(rows)
+        sampling = {'do_sample': True, 'temperature': temperature, 'top_k': 0, 'top_p': 1.0} \
+            if temperature > 0 else {'do_sample': False}
+        output = self.model.generate(
+            **inputs, max_new_tokens=max_new_tokens, min_new_tokens=0,
+            logits_processor=LogitsProcessorList([processor]),
+            stopping_criteria=StoppingCriteriaList([ConstraintStoppingCriteria(processor)]),
+            pad_token_id=self.pad_id, eos_token_id=list(self.eos_ids), **sampling)
+        processor.sync(output)
+
+    def _to_result(self, tokens: List[int], timing: PolicyTiming) -> PolicyResult:
+        raw: Any
+        try:
+            if isinstance(self.codec, TextActionCodec):
+                texts = self.vocabulary_texts()
+                raw = ''.join(texts[t] or '' for t in tokens)
+                decoded = self.codec.decode(raw)
+            else:
+                raw = [int(t) for t in tokens]
+                decoded = self.codec.decode(raw)
+        except ActionDecodeError as exc:
+            raise PolicyInvalidAction(f'model output is not a valid {self.space.name} action '
+                                      f'({exc.kind}): {exc}') from None
+        result = decoded_to_result([decoded], raw, timing)
+        validate_actions(self.space, result.actions, self.codec.bounds())
+        return result
+
+
+def _append_column(inputs: Dict[str, Any], token_id: int) -> Dict[str, Any]:
+    ids = inputs['input_ids']
+    if bool(torch.all(ids[:, -1] == token_id)):
+        return inputs
+    out = dict(inputs)
+    out['input_ids'] = torch.cat([ids, ids.new_full((ids.shape[0], 1), token_id)], 1)
+    mask = inputs.get('attention_mask')
+    if mask is not None:
+        out['attention_mask'] = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], 1)
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = ' '.join(str(exc).split())
+    return (text[:300] + '...') if len(text) > 300 else (text or type(exc).__name__)
