@@ -42,6 +42,7 @@ setup(
             'rt2 = rt2_ros.cli.main:main',
             'rt2_controller = rt2_ros.controller.node:main',
             'rt2_sim = rt2_ros.sim.node:main',
+            'rt2_sim_expert = rt2_ros.sim.expert_node:main',
         ],
     },
 )

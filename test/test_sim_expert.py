@@ -1,0 +1,67 @@
+"""The scripted expert solves every family; demonstrations replay exactly as executed."""
+import numpy as np
+import pytest
+from rt2_ros.actions import load_action_space, make_codec
+from rt2_ros.sim.rollout import (
+    ActionExecutor, expert_episode, expert_success_rates, generate_demonstrations, run_episode,
+)
+from rt2_ros.sim.splits import FAMILIES
+from rt2_ros.sim.tasks import make_episode
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('family', FAMILIES)
+def test_expert_solves_each_family_over_100_seeds(family):
+    rates = expert_success_rates('train', range(100), [family])[family]
+    assert rates['success_rate'] >= 0.95, rates
+    assert rates['mean_decisions'] <= 30, rates
+
+
+def test_expert_solves_the_other_splits():
+    for split in ('reasoning', 'unseen_objects', 'unseen_phrasing'):
+        rates = expert_success_rates(split, range(200, 210), FAMILIES)
+        for family, r in rates.items():
+            assert r['success_rate'] >= 0.9, (split, family, r)
+
+
+def test_demonstrations_are_token_exact_and_end_with_terminate():
+    codec = make_codec(load_action_space('rt2'))
+    demos = list(generate_demonstrations('train', range(3)))
+    for demo in demos:
+        assert demo.success and demo.terminated
+        assert demo.images().shape == (len(demo.steps), 224, 224, 3)
+        for step in demo.steps:
+            decoded = codec.decode(step.text)
+            assert np.array_equal(decoded.bins, step.bins)
+            assert decoded.values == pytest.approx(step.action)
+            assert np.all(np.abs(step.action[1:4]) <= 0.05 + 1e-9)
+        assert demo.steps[-1].bins[0] == 0  # terminate token
+        assert all(step.bins[0] == 1 for step in demo.steps[:-1])
+
+
+def test_replaying_the_tokens_reproduces_the_episode():
+    demo = expert_episode(make_episode('train', 7, family='place_on'), render=False)
+    texts = iter(step.text for step in demo.steps)
+    result = run_episode(lambda image, instruction: next(texts), 'train', 7,
+                         family='place_on', max_steps=len(demo.steps))
+    assert result.success and result.terminated and result.steps == len(demo.steps)
+    assert np.array_equal(np.stack(result.actions), demo.actions())
+
+
+def test_a_policy_that_never_moves_fails():
+    result = run_episode(lambda image, instruction: [1, 0, 0, 0, 0, 0, 0, 1], 'train', 3,
+                         max_steps=5)
+    assert not result.success and not result.terminated and result.steps == 5
+
+
+def test_fast_quantization_equals_the_codec():
+    executor = ActionExecutor()
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-0.1, 1.1, size=(500, 8))
+    values[:, 0] = rng.integers(0, 2, size=500)
+    values[:5, 1:7] = [0.0, 0.05, -0.05, 1e-9, -0.0001961, 0.0001961]
+    for row in values:
+        bins = executor.quantize(row)
+        assert np.array_equal(bins, executor.codec.values_to_bins(row))
+        assert executor.values(bins) == pytest.approx(executor.codec.bins_to_values(bins),
+                                                      abs=1e-15)
