@@ -22,9 +22,9 @@ def test_export_rows_from_action_topic(tmp_path, capsys):
     session = write_session(tmp_path / 'bag', SessionSpec(), storage='sqlite3')
     out = tmp_path / 'dataset'
     assert main(['bag', 'export', str(tmp_path / 'bag'), str(out), '--no-progress']) == 0
-    assert '9 rows, 2 episodes' in capsys.readouterr().out
+    assert '8 rows, 2 episodes' in capsys.readouterr().out
     rows = _rows(out)
-    assert len(rows) == 9 and all(set(r) == ROW_KEYS for r in rows)
+    assert len(rows) == 8 and all(set(r) == ROW_KEYS for r in rows)
     codec = make_codec(load_action_space('rt2'))
     for row, expert in zip(rows, session.actions):
         decoded = codec.decode(row['action'])
@@ -32,16 +32,16 @@ def test_export_rows_from_action_topic(tmp_path, capsys):
         assert row['values'] == pytest.approx(expert, abs=1e-6)
         assert row['terminate'] == decoded.terminate
         assert row['prompt'] == f'Q: what action should the robot take to {row["instruction"]}? A:'
-    assert [r['terminate'] for r in rows] == [False] * 4 + [True] + [False] * 3 + [True]
-    assert [r['episode'] for r in rows] == [0] * 5 + [1] * 4
-    assert [r['step'] for r in rows] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
-    assert rows[5]['instruction'] == 'place it on the blue plate'
+    assert [r['terminate'] for r in rows] == ([False] * 3 + [True]) * 2
+    assert [r['episode'] for r in rows] == [0] * 4 + [1] * 4
+    assert [r['step'] for r in rows] == [0, 1, 2, 3] * 2
+    assert rows[4]['instruction'] == 'place it on the blue plate'
     # images beside the jsonl, paths relative to it, pixels exactly the decision's frame
     image = cv2.imread(str(out / rows[3]['image']))[:, :, ::-1]
     frame_s = (rows[3]['time_ns'] - session.decision_times[0]) / 1e9
     assert np.array_equal(image, frame_image(np.floor(frame_s * 10) / 10, (16, 16)))
     info = json.loads((out / 'info.json').read_text())
-    assert info['rows'] == 9 and info['space'] == 'rt2' and info['names'][0] == 'terminate'
+    assert info['rows'] == 8 and info['space'] == 'rt2' and info['names'][0] == 'terminate'
     assert info['action_source'] == 'action topic /expert/action'
 
 

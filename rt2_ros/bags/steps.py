@@ -267,11 +267,17 @@ def _instruction_at(instructions: List[Tuple[int, str]], times: List[int],
 
 
 def _episode_starts(instructions: List[Tuple[int, str]]) -> List[Tuple[int, str]]:
-    """Drop re-publications of the same text: only a changed instruction starts an episode."""
+    """
+    Every instruction message starts an episode, as it does in rt2_controller.
+
+    Only exact duplicates (same text within a millisecond: the latched value delivered twice to
+    the recorder) are dropped.
+    """
     kept: List[Tuple[int, str]] = []
     for time_ns, text in instructions:
-        if not kept or kept[-1][1] != text:
-            kept.append((time_ns, text))
+        if kept and kept[-1][1] == text and time_ns - kept[-1][0] < 1_000_000:
+            continue
+        kept.append((time_ns, text))
     return kept
 
 
@@ -350,19 +356,28 @@ def _plan_from_twists(bag: BagReader, space: ActionSpace, options: StepOptions,
     starts = _episode_starts(instructions)
     start_times = [t for t, _ in starts]
     period_ns = int(round(plan.period_s * 1e9))
-    first = next((t for t in frame_times if _instruction_at(starts, start_times, t)[0]), None)
-    if first is None:
-        _skip(plan, 'no_instruction')
-        return
+    twist_times = integrator.times
     # the session lasts until its last message, or until the last twist stops being executed
     end = max(bag.end_ns - 1, twists[-1][0] + integrator.timeout_ns if twists else 0)
-    time_ns = first
-    while time_ns + period_ns <= end + 1:
-        frame = bisect_right(frame_times, time_ns) - 1
-        text, episode = _instruction_at(starts, start_times, time_ns)
-        if frame < 0 or time_ns - frame_times[frame] > max_age_ns:
-            _skip(plan, 'no_recent_frame')
+    for episode, (episode_start, text) in enumerate(starts):
+        episode_end = start_times[episode + 1] if episode + 1 < len(starts) else end + 1
+        # the grid starts with the episode's first command (a controller or scripted expert
+        # starts each decision period with one), else with its first camera frame
+        first_twist = bisect_left(twist_times, episode_start)
+        first_frame = bisect_left(frame_times, episode_start)
+        if first_twist < len(twist_times) and twist_times[first_twist] < episode_end:
+            time_ns = twist_times[first_twist]
+        elif first_frame < len(frame_times) and frame_times[first_frame] < episode_end:
+            time_ns = frame_times[first_frame]
         else:
+            _skip(plan, 'empty_episode')
+            continue
+        while time_ns + period_ns <= episode_end:
+            frame = bisect_right(frame_times, time_ns) - 1
+            if frame < 0 or time_ns - frame_times[frame] > max_age_ns:
+                _skip(plan, 'no_recent_frame')
+                time_ns += period_ns
+                continue
             action = np.full(space.size, np.nan)
             translation, rpy = integrator.integrate(time_ns, time_ns + period_ns)
             for role, values in (('translation', translation), ('rotation', rpy)):
@@ -377,7 +392,7 @@ def _plan_from_twists(bag: BagReader, space: ActionSpace, options: StepOptions,
                 action[gripper_index] = grippers[max(g, 0)][1]
             plan.steps.append(PlannedStep(time_ns, frame, frame_times[frame], text, episode,
                                           action, None, _clipped(space, action)))
-        time_ns += period_ns
+            time_ns += period_ns
     for i, step in enumerate(plan.steps):
         last = i + 1 == len(plan.steps) or plan.steps[i + 1].episode != step.episode
         if space.terminate_index is not None:

@@ -94,11 +94,16 @@ def build_session(spec: SessionSpec, typestore: Any) -> Session:
     period_ns = int(round(1e9 / space.nominal_rate_hz))
     end_ns = spec.start_ns + int(spec.duration_s * 1e9)
     changes = [spec.start_ns + int(t * 1e9) for t, _ in spec.instructions]
-    decisions = list(range(spec.start_ns, end_ns - period_ns + 1, period_ns))
-    episode_of = [int(np.searchsorted(changes, t, side='right')) - 1 for t in decisions]
-    actions = np.array([
-        expert_action(space, k, k + 1 == len(decisions) or episode_of[k + 1] != episode_of[k])
-        for k in range(len(decisions))])
+    # like the sim's expert, each instruction starts a new series of decisions at once
+    decisions: List[int] = []
+    last_of_episode: List[bool] = []
+    for episode, start in enumerate(changes):
+        stop = changes[episode + 1] if episode + 1 < len(changes) else end_ns
+        times = list(range(start, stop - period_ns + 1, period_ns))
+        decisions.extend(times)
+        last_of_episode.extend(i + 1 == len(times) for i in range(len(times)))
+    actions = np.array([expert_action(space, k, last) for k, last in
+                        enumerate(last_of_episode)])
     messages: List[Tuple[str, str, int, Any]] = []
 
     def stamp(time_ns: int) -> Any:
