@@ -165,3 +165,40 @@ def test_record_duration_and_user_errors(tmp_path, capsys):
         assert main(['bag', *args]) == 2, args
         err = capsys.readouterr().err
         assert needle in err and err.count('\n') == 1, err
+
+
+def test_play_loop_remap_and_stop(tmp_path):
+    """--loop starts over, --remap renames, and a stop request ends playback between messages."""
+    import threading
+
+    import rclpy
+    from rclpy.context import Context
+    from rt2_ros.bags.play_node import BagPlayer, PlayOptions
+    write_layout_bag(tmp_path / 'bag', 'kilted', 'mcap',
+                     SessionSpec(duration_s=0.5, parts=('instruction', 'ee_pose'),
+                                 instructions=((0.0, 'wave'),)))
+    stop = threading.Event()
+    seen = []
+
+    def count(topic, time_ns):
+        seen.append((topic, time_ns))
+        if len(seen) == 3 * 6:          # 1 instruction + 5 poses per loop: stop in loop 4
+            stop.set()
+
+    context = Context()
+    rclpy.init(args=[], context=context)
+    node = rclpy.create_node('loop_player', context=context)
+    try:
+        with open_bag(tmp_path / 'bag') as bag:
+            player = BagPlayer(node, bag, PlayOptions(
+                topics=list(bag.topics), rate=20.0, loop=True, delay_s=0.0, stop=stop,
+                remaps={'/ee_pose': '/robot1/ee_pose'}, before_publish=count))
+            summary = player.run()
+        names = dict(node.get_publisher_names_and_types_by_node('loop_player', '/'))
+        assert '/robot1/ee_pose' in names and '/ee_pose' not in names
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert summary['interrupted'] and summary['loops'] == 4
+    assert summary['published'] == 3 * 6
+    assert [t for t, _ in seen[:6]] == [t for t, _ in seen[6:12]]

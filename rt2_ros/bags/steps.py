@@ -34,6 +34,7 @@ from rt2_ros.bags.rotations import matrix_to_rpy, rotvec_to_matrix
 STRING = 'std_msgs/msg/String'
 TWIST_STAMPED = 'geometry_msgs/msg/TwistStamped'
 FLOAT_ARRAY = 'std_msgs/msg/Float64MultiArray'
+POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
 SERVO_TIMEOUT_S = 0.1
 
 
@@ -47,6 +48,7 @@ class StepOptions:
     action_topic: Optional[str] = None
     twist_topic: Optional[str] = None
     gripper_topic: Optional[str] = None
+    pose_topic: Optional[str] = None
     period_s: Optional[float] = None
     twist_timeout_s: float = SERVO_TIMEOUT_S
     gripper_closed_position: float = 0.0
@@ -80,6 +82,7 @@ class DecisionStep:
     action: np.ndarray
     terminate: Optional[bool]
     clipped: Tuple[str, ...] = ()
+    state: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -94,6 +97,18 @@ class StepPlan:
     steps: List[PlannedStep]
     skipped: Dict[str, int] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
+    pose_times: List[int] = field(default_factory=list)
+    poses: List[np.ndarray] = field(default_factory=list)
+
+    def state_at(self, time_ns: int) -> Optional[np.ndarray]:
+        """
+        Return the end-effector pose [x y z qx qy qz qw] last received at time_ns.
+
+        That is what the controller passes to the policy as Observation.state; None when the bag
+        has no ee_pose topic.
+        """
+        index = bisect_right(self.pose_times, time_ns) - 1
+        return None if index < 0 else self.poses[index]
 
     def describe(self) -> Dict[str, object]:
         return {'image_topic': self.image_topic, 'instruction': self.instruction_source,
@@ -237,6 +252,14 @@ def plan_steps(bag: BagReader, space: ActionSpace, options: StepOptions) -> Step
                      if t.name.endswith('expert/action')]
             action_topic = found[0] if len(found) == 1 else None
     plan = StepPlan(space, image.name, instruction_source, '', period, [])
+    pose_topic = _pick(bag, options.pose_topic, (POSE_STAMPED,), ('ee_pose',), 'end-effector pose',
+                       '--pose-topic', required=False)
+    for time_ns, msg in _read(bag, pose_topic):
+        pose = msg.pose
+        plan.pose_times.append(time_ns)
+        plan.poses.append(np.array([pose.position.x, pose.position.y, pose.position.z,
+                                    pose.orientation.x, pose.orientation.y,
+                                    pose.orientation.z, pose.orientation.w]))
     max_age_ns = int((options.max_frame_age_s or max(2 * period, 0.5)) * 1e9)
     if action_topic is not None:
         plan.action_source = f'action topic {action_topic.name}'
@@ -418,4 +441,5 @@ def iter_steps(bag: BagReader, plan: StepPlan) -> Iterator[DecisionStep]:
         for index in wanted:
             step = plan.steps[index]
             yield DecisionStep(index, step.time_ns, step.frame_time_ns, image, step.instruction,
-                               step.episode, step.action.copy(), step.terminate, step.clipped)
+                               step.episode, step.action.copy(), step.terminate, step.clipped,
+                               plan.state_at(step.frame_time_ns))

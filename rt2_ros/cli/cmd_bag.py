@@ -50,6 +50,8 @@ def _step_options(parser: argparse.ArgumentParser) -> None:
                        '.../delta_twist_cmds)')
     group.add_argument('--gripper-topic', help='Float64MultiArray [position] gripper topic '
                        '(default: .../gripper/commands)')
+    group.add_argument('--pose-topic', help='PoseStamped end-effector topic passed to the policy '
+                       'as its state (default: .../ee_pose when present)')
     group.add_argument('--period', type=float, help='decision period in seconds for twist-derived '
                        "actions (default: 1 / the space's nominal rate)")
     group.add_argument('--twist-timeout', type=float, default=0.1, help='seconds a twist stays in '
@@ -70,7 +72,8 @@ def _make_step_options(args: argparse.Namespace) -> Any:
     return StepOptions(
         image_topic=args.image_topic, instruction_topic=args.instruction_topic,
         instruction=args.instruction, action_topic=args.action_topic,
-        twist_topic=args.twist_topic, gripper_topic=args.gripper_topic, period_s=args.period,
+        twist_topic=args.twist_topic, gripper_topic=args.gripper_topic,
+        pose_topic=args.pose_topic, period_s=args.period,
         twist_timeout_s=args.twist_timeout,
         gripper_closed_position=args.gripper_closed_position,
         gripper_open_position=args.gripper_open_position, use_actions=not args.from_twists)
