@@ -3,19 +3,22 @@ Throughput of `rt2 serve` with concurrent robots, with and without server-side b
 
 Run: .venv/bin/python -m bench.serve_throughput [--model DIR] [--clients 8] [--requests 10]
 Without --model a tiny checkpoint is built with `rt2 make-tiny-vla` (random weights; the numbers
-then show serving overhead and batching, not a real model's speed). For each server setting
-(--max-batch 1 and the default) it reports requests per second for 1 client and for N concurrent
-clients (openvla_http backend, 224x224 frames), and the speed-up of N clients over one.
+then show serving overhead and batching, not a real model's speed). Two servers run side by side
+(--max-batch 1, i.e. one request at a time, and --max-batch N); rounds alternate between them so
+load from other processes affects both alike. Reported: median requests per second for 1 client
+and for N concurrent clients (openvla_http backend, 224x224 frames), and the N-client speed-up of
+batching over one-at-a-time serving.
 """
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 import os
 from pathlib import Path
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 from rt2_ros.policy.base import Observation, PolicyConfig
@@ -65,25 +68,37 @@ def main() -> None:
     parser.add_argument('--space', default='rt2', help='space for the tiny checkpoint')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--clients', type=int, default=8)
-    parser.add_argument('--requests', type=int, default=10, help='per client')
+    parser.add_argument('--requests', type=int, default=5, help='per client and round')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='alternating rounds (medians are reported; fair on a busy host)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model
         if not model:
             model = os.path.join(scratch, 'tiny')
             subprocess.run([RT2, 'make-tiny-vla', model, '--space', args.space], check=True)
-        rows: List[str] = []
-        for max_batch in (1, args.clients):
-            process, url = start(model, args.device, max_batch)
-            try:
-                single = run_clients(url, 1, args.requests * 2)
-                many = run_clients(url, args.clients, args.requests)
-            finally:
+        settings = (1, args.clients)
+        servers = {batch: start(model, args.device, batch) for batch in settings}
+        samples: Dict[Tuple[int, int], List[float]] = {}
+        try:
+            for _ in range(args.rounds):
+                for batch in settings:
+                    url = servers[batch][1]
+                    for clients in (1, args.clients):
+                        count = args.requests * (2 if clients == 1 else 1)
+                        samples.setdefault((batch, clients), []).append(
+                            run_clients(url, clients, count))
+        finally:
+            for process, _ in servers.values():
                 process.terminate()
                 process.wait(30)
-            rows.append(f'--max-batch {max_batch:<3} 1 client {single:7.2f} req/s   '
-                        f'{args.clients} clients {many:7.2f} req/s   x{many / single:.2f}')
-        print('\n'.join(rows))
+    rate = {key: statistics.median(values) for key, values in samples.items()}
+    for batch in settings:
+        print(f'--max-batch {batch:<3} 1 client {rate[batch, 1]:7.2f} req/s   {args.clients} '
+              f'clients {rate[batch, args.clients]:7.2f} req/s')
+    one_at_a_time = rate[1, args.clients]
+    print(f'{args.clients} clients, batching vs one-at-a-time: '
+          f'x{rate[args.clients, args.clients] / one_at_a_time:.2f}')
 
 
 if __name__ == '__main__':

@@ -315,3 +315,17 @@ def test_pose_mode_integrates_targets_from_the_measured_pose():
     assert out.pose_target.position[2] == pytest.approx(0.2 + 0.02 / T * DT)
     core.on_pose(PoseSample(pose.position, pose.orientation, loop.now - 5.0))
     assert core.tick(loop.now + DT).pose_target is None  # no fresh pose: no target
+
+
+def test_out_of_order_results_are_dropped_as_stale():
+    core, loop = _started(max_in_flight=2)
+    older = core.poll_request(loop.now)
+    loop.now += 0.05
+    loop.image()
+    newer = core.poll_request(loop.now)
+    assert older and newer and newer.stamp > older.stamp
+    assert core.on_reply(_reply(newer, _action(dx=0.02)), loop.now).accepted
+    late = core.on_reply(_reply(older, _action(dx=-0.02)), loop.now + 0.01)
+    assert not late.accepted and late.reason == 'stale'
+    assert core.counters.results_stale == 1
+    assert core.queue.active.values[1] == 0.02

@@ -144,3 +144,19 @@ def test_safe_commands_cannot_be_forged():
 def test_limits_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SafetyLimits(**kwargs)
+
+
+def test_only_the_actuator_module_publishes_to_actuator_topics():
+    """Static guard: no controller code creates its own publisher on an actuator topic."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / 'rt2_ros'
+    topics = ('servo/delta_twist_cmds', 'target_pose', 'gripper/commands', 'cmd_vel')
+    offenders = []
+    for path in list((root / 'controller').rglob('*.py')) + list((root / 'ros').rglob('*.py')):
+        text = path.read_text()
+        for topic in topics:
+            if f"'{topic}'" in text and path.name != 'actuators.py':
+                offenders.append(f'{path.name}: {topic}')
+        if path.name != 'actuators.py' and 'create_publisher(Twist' in text.replace(' ', ''):
+            offenders.append(f'{path.name}: Twist publisher')
+    assert not offenders

@@ -39,6 +39,35 @@ def test_concurrent_submissions_are_batched_up_to_max_batch():
     assert [len(c) for c in calls] == [1, 4, 4, 1]
 
 
+def test_closed_loop_clients_that_arrive_split_converge_to_full_batches():
+    import time
+
+    def run_batch(items):
+        time.sleep(0.1)  # a model call
+        return list(items)
+
+    async def client(batcher, index, start_delay):
+        await asyncio.sleep(start_delay)
+        for step in range(8):
+            await batcher.submit(index)
+            await asyncio.sleep(0.005)  # the robot turns the answer into the next request
+
+    async def scenario(max_wait_s):
+        batcher = MicroBatcher(run_batch, ThreadPoolExecutor(1), max_batch=8, window_s=0.002,
+                               max_wait_s=max_wait_s)
+        batcher.start()
+        # Two groups of four, the second arriving while the first batch runs.
+        await asyncio.gather(*(client(batcher, i, 0.0 if i < 4 else 0.02) for i in range(8)))
+        await batcher.stop()
+        return batcher.batch_sizes
+
+    sizes = run(scenario(0.05))
+    # The first group starts alone and finishes one round early; all batches between are full.
+    assert sizes[0] == 4 and set(sizes[1:-1]) == {8}, sizes
+    # A window alone keeps the split: each half returns while the other half runs.
+    assert max(run(scenario(0.0))) == 4
+
+
 def test_per_item_exceptions_reach_only_their_request():
     def run_batch(items):
         return [ValueError(f'bad {i}') if i % 2 else i for i in items]

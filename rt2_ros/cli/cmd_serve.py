@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='most requests run as one batch (1 disables batching)')
     parser.add_argument('--batch-window-ms', type=float, default=5.0,
                         help='how long to wait for more requests before running a batch')
+    parser.add_argument('--batch-wait-ms', type=float, default=25.0,
+                        help='longest wait for clients answered by the last batch to come back '
+                             '(keeps concurrent clients in one batch; 0 = window only)')
     parser.add_argument('--max-body-mb', type=float, default=16.0, help='request size limit')
     parser.add_argument('--max-image-pixels', type=int, default=2048 * 2048,
                         help='largest accepted image (width x height)')
@@ -69,10 +72,10 @@ def validate_args(args: argparse.Namespace) -> str:
             raise UsageError(f'{path} does not exist')
     if not 0 <= args.port <= 65535:
         raise UsageError(f'--port {args.port} is not a port number')
-    if args.max_batch < 1 or args.batch_window_ms < 0 or args.max_body_mb <= 0 or \
-            args.max_image_pixels < 1:
-        raise UsageError('--max-batch, --batch-window-ms, --max-body-mb and --max-image-pixels '
-                         'must be positive')
+    if args.max_batch < 1 or args.batch_window_ms < 0 or args.batch_wait_ms < 0 or \
+            args.max_body_mb <= 0 or args.max_image_pixels < 1:
+        raise UsageError('--max-batch, --batch-window-ms, --batch-wait-ms, --max-body-mb and '
+                         '--max-image-pixels must be positive')
     if not Path(args.model).is_dir():
         raise UsageError(f'--model {args.model} is not a directory')
     return api_key
@@ -113,7 +116,8 @@ def run_serve(args: argparse.Namespace) -> int:
         unnorm_key=getattr(getattr(model.codec, 'unnormalizer', None), 'key', None),
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
         max_image_pixels=args.max_image_pixels, max_batch=args.max_batch,
-        batch_window_s=args.batch_window_ms / 1000.0)
+        batch_window_s=args.batch_window_ms / 1000.0,
+        batch_max_wait_s=args.batch_wait_ms / 1000.0)
     app = create_app(model, settings)
     print(f'rt2 serve: {settings.model_name} ({model.space.name} actions); POST /act, '
           'websocket /, POST /v1/chat/completions, GET /healthz', file=sys.stderr, flush=True)

@@ -170,6 +170,7 @@ class ControllerCore:
         self._in_flight: Dict[int, RequestTicket] = {}
         self._abandoned: set = set()
         self._last_request_at = -math.inf
+        self._latency_p90: Optional[float] = None
         self._last_failure_at = -math.inf
         self._actuating = False
         self._stop_left = 0
@@ -245,13 +246,17 @@ class ControllerCore:
                 return self.safety.stop_command()
             return None
 
-    def shutdown_stop(self) -> Optional[SafeCommand]:
-        """Stop for process exit: a stop command to send now if the actuators were driven."""
+    def shutdown_stop(self, now: float) -> TickOutput:
+        """Stop for process exit: what to send now if the actuators were being driven."""
         with self._lock:
             moving = self._actuating
             self.enabled = False
             self._begin_stop()
-            return self.safety.stop_command() if moving else None
+            out = TickOutput()
+            if moving:
+                self._stop_left = max(self._stop_left, 1)
+                self._stop_tick(now, out)
+            return out
 
     def set_enabled(self, enabled: bool) -> None:
         """Dry run (False) or actuating (True); disabling while moving sends the stop cycles."""
@@ -304,7 +309,7 @@ class ControllerCore:
             return False
         if not machine.running:
             return in_flight == 0
-        latency = self.latency.percentile(90) if len(self.latency) else None
+        latency = self._latency_p90
         if in_flight:
             spacing = max(self.config.control_period_s,
                           (latency or 0.0) / self.config.max_in_flight)
@@ -358,6 +363,7 @@ class ControllerCore:
             if reply.error is not None:
                 return self._on_failure(reply.error, reply.latency_s, now)
             self.latency.add(reply.latency_s)
+            self._latency_p90 = self.latency.percentile(90)  # once per reply, not per tick
             machine = self.machine
             resumable = (machine.stopped_for_fault and machine.cause in POLICY_CAUSES
                          and machine.can_resume())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import queue
 import threading
 import time
+import traceback
 from typing import Callable, List, Optional
 
 from rt2_ros.controller.images import ImageConversionError
@@ -93,6 +94,8 @@ class _Worker:
                 return
             try:
                 self._on_reply(self._infer(request))
+            except Exception:  # noqa: BLE001 - a failing reply handler must not kill the worker
+                traceback.print_exc()
             finally:
                 self._busy.clear()
 

@@ -104,7 +104,7 @@ class ControllerNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self._lock = threading.RLock()
+        self.finalized = threading.Event()
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._control_group = MutuallyExclusiveCallbackGroup()
@@ -136,7 +136,8 @@ class ControllerNode(LifecycleNode):
                     ignore_override=True)
                 self._extra_names.append(name)
         unknown = [n for n in overrides if n not in P.BY_NAME and not n.startswith(EXTRA_PREFIX)
-                   and n not in ('use_sim_time', 'start_type_description_service')]
+                   and n not in ('use_sim_time', 'start_type_description_service')
+                   and not n.startswith('qos_overrides.')]
         for name in unknown:
             errors.append(f'{name} is not a parameter of {NODE_NAME} (see the README table)')
         if not errors:
@@ -364,6 +365,7 @@ class ControllerNode(LifecycleNode):
         self.stop_now()
         self._teardown()
         self._publish_state('finalized')
+        self.finalized.set()  # main() exits: a finalized lifecycle node has nothing left to do
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -395,9 +397,10 @@ class ControllerNode(LifecycleNode):
         rt, core = self._rt, self.core
         if rt is None or core is None:
             return
-        command = core.shutdown_stop()
-        if command is not None:
-            rt['actuators'].publish(self.get_clock().now().to_msg(), command)
+        out = core.shutdown_stop(self._now())
+        if out.command is not None or out.pose_target is not None:
+            rt['actuators'].publish(self.get_clock().now().to_msg(), out.command, False,
+                                    out.pose_target)
 
     # -- helpers -----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -516,6 +519,8 @@ class ControllerNode(LifecycleNode):
         if core is None or rt is None:
             return
         outcome = core.on_reply(reply, self._now())
+        if self._rt is not rt:
+            return  # cleaned up meanwhile: the publishers are gone
         if outcome.accepted:
             result = outcome.result
             rt['action_pub'].publish(action_array(result.actions, result.names))
@@ -594,7 +599,7 @@ def main(args: Optional[List[str]] = None) -> int:
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 print(f'{NODE_NAME}: activate failed', file=sys.stderr)
                 code = 1
-        while code == 0 and not stop.is_set() and rclpy.ok():
+        while code == 0 and not stop.is_set() and not node.finalized.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

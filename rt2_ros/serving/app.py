@@ -69,6 +69,7 @@ class ServeSettings:
     max_regex_chars: int = 20000
     max_batch: int = 8
     batch_window_s: float = 0.005
+    batch_max_wait_s: float = 0.025
     max_pending: int = 256
     image_keys: Tuple[str, ...] = ('observation/image', 'image',
                                    'observation/exterior_image_1_left', 'images')
@@ -167,9 +168,11 @@ class ModelRunner:
         self.settings = settings
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix='rt2-model')
         self.actions = MicroBatcher(self._run_observations, self.executor, settings.max_batch,
-                                    settings.batch_window_s, settings.max_pending, 'actions')
+                                    settings.batch_window_s, settings.max_pending, 'actions',
+                                    settings.batch_max_wait_s)
         self.texts = MicroBatcher(self._run_texts, self.executor, settings.max_batch,
-                                  settings.batch_window_s, settings.max_pending, 'texts')
+                                  settings.batch_window_s, settings.max_pending, 'texts',
+                                  settings.batch_max_wait_s)
 
     def start(self) -> None:
         self.actions.start()

@@ -8,6 +8,13 @@ run through one `run_batch` call on a single worker thread - the model is never 
 threads at once. The window is short (a few ms) against a model call of tens of ms; with one
 client it only adds that window to each request.
 
+A plain window lets concurrent clients settle into half-full batches: if 8 clients first arrive
+as 4 + 4, each half returns while the other runs, and the split persists. So the batcher also
+expects back the clients it just answered: the next batch waits - at most max_wait_s and a
+quarter of the last model call - until as many requests as were in the system when the last call
+ended (its batch plus those queued) have arrived. A client that does not come back costs that
+bounded wait once; the expectation then shrinks.
+
 run_batch(items) must return one entry per item: a result, or an exception instance for that item
 alone. An exception raised by run_batch itself fails every item of the batch.
 """
@@ -25,7 +32,7 @@ class MicroBatcher:
 
     def __init__(self, run_batch: Callable[[Sequence[Any]], List[Any]], executor: Executor,
                  max_batch: int = 8, window_s: float = 0.005, max_pending: int = 256,
-                 name: str = 'batcher') -> None:
+                 name: str = 'batcher', max_wait_s: float = 0.025) -> None:
         if max_batch < 1:
             raise ValueError('max_batch must be at least 1')
         self.run_batch = run_batch
@@ -33,7 +40,10 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.window_s = max(0.0, window_s)
         self.max_pending = max_pending
+        self.max_wait_s = max(self.window_s, max_wait_s)
         self.name = name
+        self._expected = 1
+        self._last_call_s = 0.0
         self._queue: Optional[asyncio.Queue] = None
         self._task: Optional[asyncio.Task] = None
         self.batch_sizes: List[int] = []
@@ -78,12 +88,15 @@ class MicroBatcher:
         assert self._queue is not None
         batch = [await self._queue.get()]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.window_s
+        now = loop.time()
+        window_end = now + self.window_s
+        expected_end = now + max(self.window_s, min(self.max_wait_s, 0.25 * self._last_call_s))
+        target = min(self.max_batch, self._expected)
         while len(batch) < self.max_batch:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
-            remaining = deadline - loop.time()
+            remaining = (expected_end if len(batch) < target else window_end) - loop.time()
             if remaining <= 0:
                 break
             try:
@@ -102,6 +115,7 @@ class MicroBatcher:
             items = [item for item, _ in live]
             self.batch_sizes.append(len(items))
             del self.batch_sizes[:-1000]
+            started = loop.time()
             try:
                 results = await loop.run_in_executor(self.executor, self.run_batch, items)
                 if len(results) != len(items):
@@ -114,6 +128,8 @@ class MicroBatcher:
                 raise
             except Exception as exc:  # noqa: B902 - one failure must reach every waiter
                 results = [exc] * len(items)
+            self._last_call_s = loop.time() - started
+            self._expected = max(1, len(items) + self._queue.qsize())
             for (_, future), result in zip(live, results):
                 if not future.done():
                     future.set_result(result)
