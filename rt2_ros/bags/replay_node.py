@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -301,7 +302,7 @@ def _run(bag: BagReader, inputs: Dict[str, str], params: Dict[str, Any], gate: A
                       period_ns, options, started)
     finally:
         if process is not None and process.poll() is None:
-            process.send_signal(2)
+            process.send_signal(signal.SIGINT)
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
