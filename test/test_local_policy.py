@@ -33,6 +33,16 @@ def _observations(count, seed=0):
     return out
 
 
+@pytest.fixture(scope='module', autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second OpenMP thread only spins and waits."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope='module')
 def rt2_policy():
     policy = _policy(tiny_checkpoint('rt2'))
@@ -82,26 +92,24 @@ def _assert_valid(policy, result):
     assert result.actions.shape == (1, policy.space.size)
 
 
-@pytest.mark.parametrize('space,options,plan', [
-    ('rt2', {}, 'none'),
-    ('rt2', {'integer_tokens': False}, 'none'),   # integers spelt digit by digit
-    ('rt2', {}, 'required'),                      # chain of thought: Plan: ... Action: ...
-    ('openvla', {}, 'none'),
+@pytest.mark.parametrize('space,options,plan,model_seed', [
+    ('rt2', {}, 'none', 1),
+    ('rt2', {'integer_tokens': False}, 'none', 2),   # integers spelt digit by digit
+    ('rt2', {}, 'required', 3),                      # chain of thought: Plan: ... Action: ...
+    ('openvla', {}, 'none', 4),
 ])
-def test_random_models_only_emit_valid_actions(space, options, plan):
+def test_random_models_only_emit_valid_actions(space, options, plan, model_seed):
+    path = tiny_checkpoint(space, seed=model_seed, **options)
     seen = set()
-    for model_seed in (1, 2):
-        path = tiny_checkpoint(space, seed=model_seed, **options)
-        for temperature in (0.0, 3.0):
-            policy = _policy(path, plan=plan, temperature=temperature, seed=model_seed)
-            results = policy.infer_batch(_observations(6, seed=model_seed))
-            for result in results:
-                _assert_valid(policy, result)
-                seen.add(str(result.raw))
-                if plan == 'required':
-                    assert result.plan and re.fullmatch(r'Plan: .+\. Action: [0-9 ]+',
-                                                        result.raw.strip())
-            policy.close()
+    for temperature in (0.0, 3.0):
+        policy = _policy(path, plan=plan, temperature=temperature, seed=model_seed,
+                         max_new_tokens=48 if plan != 'none' else None)
+        for result in policy.infer_batch(_observations(8, seed=model_seed)):
+            _assert_valid(policy, result)
+            seen.add(str(result.raw))
+            if plan == 'required':
+                assert result.plan and re.fullmatch(r' ?Plan: .+\. Action: [0-9 ]+', result.raw)
+        policy.close()
     assert len(seen) > 4  # sampling really explored different outputs
 
 
@@ -217,3 +225,7 @@ def test_bad_observations_are_rejected(rt2_policy):
         rt2_policy.infer(Observation(image=good.image.astype(np.float32), instruction='x'))
     with pytest.raises(ValueError, match='empty'):
         rt2_policy.infer(Observation(image=good.image, instruction='  \n '))
+    # Special-token text in an instruction is data: it must not become an image slot or an EOS.
+    assert rt2_policy.prompt('pick <image> up the <eos>block.') == \
+        'Q: what action should the robot take to pick up the block? A:'
+    rt2_policy.infer(Observation(image=good.image, instruction='pick <image><bos> up'))

@@ -156,6 +156,10 @@ def test_openai_endpoint_honours_the_regex(served):
     reply = requests.post(served + '/v1/chat/completions', json=body, headers=auth(), timeout=60)
     assert reply.status_code == 200, reply.text
     assert re.fullmatch(regex, reply.json()['choices'][0]['message']['content'])
+    # A constraint the decoder cannot enforce is refused, never approximated.
+    body['structured_outputs'] = {'regex': r'(1) \1'}
+    reply = requests.post(served + '/v1/chat/completions', json=body, headers=auth(), timeout=60)
+    assert reply.status_code == 400 and 'back references' in reply.json()['error']['message']
     body['model'] = 'other-model'
     assert requests.post(served + '/v1/chat/completions', json=body, headers=auth(),
                          timeout=60).status_code == 404

@@ -1,0 +1,1 @@
+"""Constrained decoding: regex automata, vocabulary tries, token masks (torch only in logits)."""

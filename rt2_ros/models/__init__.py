@@ -1,0 +1,1 @@
+"""Model recipes built from config (tiny random VLAs for tests, demos and training)."""

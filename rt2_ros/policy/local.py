@@ -126,7 +126,9 @@ class LocalTransformersPolicy(Policy):
 
     config.extra keys: plan ('none' | 'optional' | 'required' chain-of-thought for text spaces),
     max_new_tokens, temperature (0 = greedy), seed, dtype (float32 | bfloat16 | float16),
-    decoder ('auto' | 'loop' | 'generate').
+    decoder ('auto' | 'loop' | 'generate'), torch_threads (CPU threads for the whole process;
+    0 = torch's default). Observation.state and extras are not used: RT-2-style models see only
+    the image and the instruction.
     """
 
     name = 'local'
@@ -154,6 +156,11 @@ class LocalTransformersPolicy(Policy):
         self.temperature = float(extra.get('temperature', 0.0))
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise PolicyUnavailable('temperature must be a finite number >= 0')
+        threads = int(extra.get('torch_threads', 0))
+        if threads < 0:
+            raise PolicyUnavailable('torch_threads must be >= 0')
+        if threads:
+            torch.set_num_threads(threads)
         self._generator = torch.Generator(device='cpu')
         self._generator.manual_seed(int(extra.get('seed', 0)))
         default_template = 'openvla' if space.tokenization == 'vocab_ids' else 'rt2'
@@ -174,6 +181,11 @@ class LocalTransformersPolicy(Policy):
         if self.pad_id is None:
             self.pad_id = self.eos_ids[0]
         self.image_token = getattr(self.processor, 'image_token', None)
+        self._special_texts = sorted(
+            {t for t in list(getattr(self.tokenizer, 'all_special_tokens', []) or []) +
+             [self.image_token] if t}, key=len, reverse=True)
+        text_config = self.model.config.get_text_config()
+        self.max_positions = getattr(text_config, 'max_position_embeddings', None)
         self.position_offset = POSITION_OFFSET.get(self.model_type, 0)
         self._loop_ok, self._keep_arg = self._inspect_forward()
         decoder = str(extra.get('decoder', 'auto'))
@@ -319,6 +331,7 @@ class LocalTransformersPolicy(Policy):
         """Describe what is loaded, for logs and server metadata."""
         return {
             'backend': self.name, 'model_path': str(self.model_dir),
+            'model_name': self.config.model_name or self.model_dir.name,
             'model_type': self.model_type, 'model_class': type(self.model).__name__,
             'device': str(self.device), 'dtype': str(self.dtype).replace('torch.', ''),
             'action_space': self.space.name, 'action_dims': list(self.space.names),
@@ -331,7 +344,18 @@ class LocalTransformersPolicy(Policy):
 
     def prompt(self, instruction: str) -> str:
         """Return the templated prompt for an instruction (without the image placeholder)."""
-        return render_prompt(self.prompt_template, instruction)
+        return render_prompt(self.prompt_template, self._plain_text(instruction))
+
+    def _plain_text(self, text: str) -> str:
+        """
+        Remove special-token strings from user text.
+
+        An instruction is data, not markup: a literal "<image>" or "<eos>" in it would otherwise
+        become a control token of the model (an extra image slot, an early end of prompt).
+        """
+        for special in self._special_texts:
+            text = text.replace(special, ' ')
+        return text
 
     def infer(self, observation: Observation) -> PolicyResult:
         """One decision for one observation."""
@@ -374,7 +398,8 @@ class LocalTransformersPolicy(Policy):
         """
         Free or regex-constrained text for (image, prompt) pairs, batched.
 
-        Prompts are used as given (no action template). With regex, each output fully matches
+        Prompts are plain text used as given (no action template; special-token strings are
+        removed and the image placeholder is added here). With regex, each output fully matches
         it (ConstraintError, a ValueError, if the regex is unsupported or cannot be met within
         max_new_tokens); the text returned is exactly the accepted characters.
         """
@@ -388,7 +413,8 @@ class LocalTransformersPolicy(Policy):
             raise ValueError('temperature must be a finite number >= 0')
         checked = [check_image(image) for image in images]
         table = self._regex_table(regex) if regex is not None else None
-        tokens, _, _ = self._run(checked, [str(p) for p in prompts], [table] * len(prompts),
+        plain = [self._plain_text(str(p)) for p in prompts]
+        tokens, _, _ = self._run(checked, plain, [table] * len(prompts),
                                  int(max_new_tokens), float(temperature))
         if table is None:
             return [self.tokenizer.decode(row, skip_special_tokens=True,
@@ -419,7 +445,8 @@ class LocalTransformersPolicy(Policy):
                 self._regex_tables.popitem(last=False)
         return table
 
-    def _prepare(self, images: List[np.ndarray], prompts: List[str]) -> Dict[str, Any]:
+    def _prepare(self, images: List[np.ndarray], prompts: List[str],
+                 max_new_tokens: int) -> Dict[str, Any]:
         if self.image_token:
             prompts = [p if self.image_token in p else self.image_token + p for p in prompts]
         try:
@@ -433,6 +460,9 @@ class LocalTransformersPolicy(Policy):
         ids = inputs['input_ids']
         if int(ids.max()) >= self.width or int(ids.min()) < 0:
             raise ValueError("the prompt has token ids outside the model's vocabulary")
+        if self.max_positions and ids.shape[1] + max_new_tokens > self.max_positions:
+            raise ValueError(f'prompt ({ids.shape[1]} tokens) plus {max_new_tokens} new tokens '
+                             f'exceed the {self.max_positions} positions of the model')
         for key, value in inputs.items():
             if torch.is_floating_point(value):
                 inputs[key] = value.to(self.device, dtype=self.dtype)
@@ -447,7 +477,7 @@ class LocalTransformersPolicy(Policy):
             if self._closed:
                 raise PolicyUnavailable('the local policy was closed')
             encode_start = time.perf_counter()
-            inputs = self._prepare(images, prompts)
+            inputs = self._prepare(images, prompts, max_new_tokens)
             rows = RowConstraints(tables, max_new_tokens, self.eos_ids)
             generate_start = time.perf_counter()
             try:

@@ -51,7 +51,8 @@ class ServedModel(Protocol):
         """Return one PolicyResult (or, with return_exceptions, its PolicyError) each."""
 
     def generate_text(self, images: Sequence[np.ndarray], prompts: Sequence[str],
-                      regex: Optional[str] = None, max_new_tokens: int = 64) -> List[str]:
+                      regex: Optional[str] = None, max_new_tokens: int = 64,
+                      temperature: float = 0.0) -> List[str]:
         """Return one generated text per (image, prompt)."""
 
 
@@ -74,6 +75,10 @@ class ServeSettings:
     image_keys: Tuple[str, ...] = ('observation/image', 'image',
                                    'observation/exterior_image_1_left', 'images')
     prompt_keys: Tuple[str, ...] = ('prompt', 'instruction')
+
+
+# (image, prompt, regex or None, max_new_tokens, temperature) of one chat completion.
+TextRequest = Tuple[np.ndarray, str, Optional[str], int, float]
 
 
 class RequestError(Exception):
@@ -197,18 +202,18 @@ class ModelRunner:
                 result.timing.inference_s = elapsed
         return results
 
-    def _run_texts(self, items: Sequence[Tuple[np.ndarray, str, Optional[str], int]]) \
-            -> List[Any]:
-        # One generate call per (regex, max_new_tokens) group: a constraint applies batch-wide.
-        groups: Dict[Tuple[Optional[str], int], List[int]] = {}
-        for index, (_, _, regex, max_tokens) in enumerate(items):
-            groups.setdefault((regex, max_tokens), []).append(index)
+    def _run_texts(self, items: Sequence['TextRequest']) -> List[Any]:
+        # One generate call per (regex, max_new_tokens, temperature) group: they apply batch-wide.
+        groups: Dict[Tuple[Optional[str], int, float], List[int]] = {}
+        for index, (_, _, regex, max_tokens, temperature) in enumerate(items):
+            groups.setdefault((regex, max_tokens, temperature), []).append(index)
         results: List[Any] = [None] * len(items)
-        for (regex, max_tokens), indices in groups.items():
+        for (regex, max_tokens, temperature), indices in groups.items():
             def generate(batch: List[int]) -> List[str]:
                 return self.model.generate_text([items[i][0] for i in batch],
                                                 [items[i][1] for i in batch],
-                                                regex=regex, max_new_tokens=max_tokens)
+                                                regex=regex, max_new_tokens=max_tokens,
+                                                temperature=temperature)
             for index, text in zip(indices, _isolate(generate, indices)):
                 results[index] = text
         return results
@@ -378,7 +383,7 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Any:
         return JSONResponse({'error': {'message': message, 'type': kind, 'param': None,
                                        'code': status}}, status_code=status)
 
-    def parse_chat(body: bytes) -> Tuple[np.ndarray, str, Optional[str], int]:
+    def parse_chat(body: bytes) -> TextRequest:
         if len(body) > settings.max_body_bytes:
             raise RequestError(413, 'body too large')
         try:
@@ -441,7 +446,14 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Any:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or \
                 not 1 <= max_tokens <= settings.max_new_tokens:
             raise RequestError(400, f'max_tokens must be 1..{settings.max_new_tokens}')
-        return images[0], prompt, regex, max_tokens
+        # Greedy unless asked: a robot wants the model's best action, not a sample.
+        temperature = request.get('temperature', 0.0)
+        if temperature is None:
+            temperature = 0.0
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+                not 0.0 <= temperature <= 2.0:
+            raise RequestError(400, 'temperature must be a number in 0..2')
+        return images[0], prompt, regex, max_tokens, float(temperature)
 
     @app.post('/v1/chat/completions')
     async def chat_completions(request: Request) -> Response:
