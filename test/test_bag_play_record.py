@@ -159,12 +159,15 @@ def test_record_duration_and_user_errors(tmp_path, capsys):
          'must be TOPIC:=pkg/msg/Type'),
         (['record', str(tmp_path / 'n'), '--topics', '/a', '--types', '/a:=my_msgs/msg/Nope',
           '--duration', '1'], 'not installed'),
+        (['record', str(tmp_path / 'n'), '--topics', '/a', '--max-messages', '0'],
+         'must be at least 1'),
         (['play', str(tmp_path / 'quiet'), '--rate', '0'], '--rate must be positive'),
         (['play', str(tmp_path / 'quiet'), '--topics', '/camera'], 'topic /camera is not in'),
     ]:
         assert main(['bag', *args]) == 2, args
         err = capsys.readouterr().err
         assert needle in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'n').exists()     # a refused recording leaves nothing behind
 
 
 def test_play_loop_remap_and_stop(tmp_path):

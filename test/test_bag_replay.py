@@ -6,7 +6,6 @@ OpenVLA-protocol server (its k-th answer is make_golden_bags.SCRIPT[k]); see
 scripts/make_golden_bags.py for why that policy and how the bags are made.
 """
 import importlib.util
-import json
 from pathlib import Path
 
 from cli_helpers import run_rt2
@@ -87,6 +86,13 @@ def test_replay_user_errors(tmp_path, capsys):
         (['--golden', str(golden_bags.GOLDEN), '--set', 'control_rate_hz:=0'],
          'control_rate_hz'),
     ]
+    (tmp_path / 'notes').mkdir()
+    (tmp_path / 'notes' / 'todo.txt').write_text('keep me')
+    cases += [
+        (['--golden', str(tmp_path / 'notes'), '--update-golden'], 'is not a bag directory'),
+        (['--golden', str(golden_bags.GOLDEN), '--keep', str(tmp_path / 'notes')],
+         'already exists'),
+    ]
     for extra, needle in cases:
         assert main(base + extra) == 2
         err = capsys.readouterr().err
@@ -94,4 +100,4 @@ def test_replay_user_errors(tmp_path, capsys):
     assert main(['bag', 'replay-test', str(golden_bags.GOLDEN), '--golden',
                  str(golden_bags.GOLDEN), '--policy', 'openvla_http']) == 2
     assert 'no camera/image_raw topic' in capsys.readouterr().err
-    assert json.loads(json.dumps(golden_bags.SCRIPT))
+    assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'keep me'

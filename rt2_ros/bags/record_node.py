@@ -126,6 +126,9 @@ def record(options: RecordOptions) -> Dict[str, Any]:
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+    from rt2_ros.bags.play_node import message_class
+    for msgtype in options.types.values():
+        message_class(msgtype)      # refuse an unknown type before the bag is created
     stop = options.stop or threading.Event()
     stopped_by = {'reason': 'stop'}
 

@@ -223,6 +223,11 @@ def replay_test(options: ReplayOptions) -> ReplayResult:
     if not options.update and not golden.exists():
         raise BagError('missing', f'golden bag {golden} does not exist; create it with '
                        '--update-golden')
+    if options.update and golden.exists() and not _is_bag_directory(golden):
+        raise BagError('exists', f'{golden} exists and is not a bag directory; --update-golden '
+                       'only replaces a bag')
+    if options.keep is not None and Path(options.keep).exists():
+        raise BagError('exists', f'{options.keep} already exists; --keep needs a new path')
     work = Path(tempfile.mkdtemp(prefix='rt2_replay_'))
     output = work / 'output'
     try:
@@ -240,8 +245,6 @@ def replay_test(options: ReplayOptions) -> ReplayResult:
             finally:
                 gate.close()
         if options.keep is not None:
-            if Path(options.keep).exists():
-                shutil.rmtree(options.keep)
             shutil.copytree(output, options.keep)
         summary = (f'replayed {stats["ticks"]} control ticks ({stats["sim_s"]:.2f} s simulated '
                    f'in {stats["stepping_s"]:.1f} s; {stats["wall_s"]:.1f} s with start-up), '
@@ -257,6 +260,14 @@ def replay_test(options: ReplayOptions) -> ReplayResult:
         return ReplayResult(comparison.passed, summary + '\n' + comparison.text, stats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _is_bag_directory(path: Path) -> bool:
+    """Tell whether path holds a rosbag2 bag and nothing else (safe to replace)."""
+    if not path.is_dir() or not (path / 'metadata.yaml').is_file():
+        return False
+    return all(p.is_file() and (p.name == 'metadata.yaml' or p.suffix in ('.mcap', '.db3'))
+               for p in path.iterdir())
 
 
 def _run(bag: BagReader, inputs: Dict[str, str], params: Dict[str, Any], gate: Any,
