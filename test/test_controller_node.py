@@ -372,7 +372,9 @@ def test_invalid_startup_parameters_exit_with_a_clear_message():
 
 def test_without_autostart_the_node_waits_for_lifecycle_commands_and_exits_on_shutdown():
     params = {'autostart': False, 'policy.url': 'http://127.0.0.1:9'}
-    with NodeProcess(params=params) as node, RosHarness() as h:
+    namespace = '/rt2_lifecycle'  # the module's harness still latches an instruction on /rt2
+    with NodeProcess(params=params, namespace=namespace) as node, \
+            RosHarness(namespace=namespace) as h:
         state = h.record_latched('~/state', String)
         assert h.lifecycle_state(timeout=30) == 'unconfigured'
         assert state.wait_for(timeout=10).msg.data == 'unconfigured'

@@ -105,6 +105,8 @@ class ControllerNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self.finalized = threading.Event()
+        self._actuator_lock = threading.Lock()
+        self._closing = False
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._control_group = MutuallyExclusiveCallbackGroup()
@@ -269,6 +271,7 @@ class ControllerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
+        self._closing = False
         values = self.values()
         space = load_action_space(values['action_space'])
         decision_period = self._decision_period(values, space)
@@ -399,8 +402,27 @@ class ControllerNode(LifecycleNode):
             return
         out = core.shutdown_stop(self._now())
         if out.command is not None or out.pose_target is not None:
-            rt['actuators'].publish(self.get_clock().now().to_msg(), out.command, False,
-                                    out.pose_target)
+            self._actuate(out.command, False, out.pose_target, final=True)
+        with self._actuator_lock:
+            self._closing = True
+
+    def _actuate(self, command, publish_gripper: bool = False, pose_target=None,
+                 final: bool = False) -> None:
+        """
+        Publish to the actuators, serialized with shutdown.
+
+        The control tick computes under the core's lock but publishes outside it; without this
+        lock a tick computed just before shutdown could publish motion after the final stop.
+        """
+        rt = self._rt
+        with self._actuator_lock:
+            if self._closing or rt is None:
+                return
+            rt['actuators'].publish(self.get_clock().now().to_msg(), command, publish_gripper,
+                                    pose_target)
+            if final:
+                self._closing = True
+                rt['actuators'].flush(0.5)  # a reliable stop must leave before the process
 
     # -- helpers -----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -437,12 +459,12 @@ class ControllerNode(LifecycleNode):
         core.on_pose(pose_sample(msg, self._now()))
 
     def _on_estop(self, msg: Bool) -> None:
-        rt, core = self._rt, self.core
+        core = self.core
         if core is None:
             return
         command = core.on_estop(bool(msg.data), self._now())
         if command is not None:
-            rt['actuators'].publish(self.get_clock().now().to_msg(), command)
+            self._actuate(command)
         if msg.data:
             self.get_logger().warning(
                 'E-STOP: halted and latched (release, then call ~/reset)',
@@ -480,8 +502,7 @@ class ControllerNode(LifecycleNode):
             self._submit(ticket)
         out = core.tick(now)
         if out.command is not None or out.pose_target is not None:
-            rt['actuators'].publish(self.get_clock().now().to_msg(), out.command,
-                                    out.publish_gripper, out.pose_target)
+            self._actuate(out.command, out.publish_gripper, out.pose_target)
         if out.terminated is not None:
             rt['terminated_pub'].publish(Bool(data=out.terminated))
         for transition in out.transitions:

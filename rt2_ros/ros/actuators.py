@@ -73,6 +73,15 @@ class ActuatorOutputs:
              msg.pose.orientation.w) = (float(v) for v in pose_target.orientation)
             self._pose.publish(msg)
 
+    def flush(self, timeout_s: float = 0.5) -> bool:
+        """Wait until subscribers acknowledged what was sent (before the process exits)."""
+        from rclpy.duration import Duration
+        done = True
+        for publisher in (self._twist, self._pose, self._gripper, self._base):
+            if publisher is not None:
+                done = publisher.wait_for_all_acked(Duration(seconds=timeout_s)) and done
+        return done
+
     def destroy(self) -> None:
         for publisher in (self._twist, self._pose, self._gripper, self._base):
             if publisher is not None:
