@@ -25,7 +25,6 @@ class Probe:
         from rt2_ros.sim.node import COMMANDS, LATCHED
         from sensor_msgs.msg import Image
         from std_msgs.msg import Float64MultiArray, String
-        from std_srvs.srv import Trigger
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('sim_probe', namespace=NAMESPACE, context=self.context)
@@ -45,7 +44,6 @@ class Probe:
         n.create_subscription(String, 'instruction', self._keep('instruction'), LATCHED)
         self.twist_pub = n.create_publisher(TwistStamped, 'servo/delta_twist_cmds', COMMANDS)
         self.gripper_pub = n.create_publisher(Float64MultiArray, 'gripper/commands', COMMANDS)
-        self.reset = n.create_client(Trigger, 'rt2_sim/reset')
         self.TwistStamped = TwistStamped
         self.Float64MultiArray = Float64MultiArray
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -166,20 +164,20 @@ def test_stale_stamps_and_wrong_frames_are_ignored(sim_and_probe):
 
 def test_gripper_command_and_reset(sim_and_probe):
     _, probe = sim_and_probe
-    from std_srvs.srv import Trigger
+    from rt2_ros.sim.episode_client_node import SimEpisodeClient
     probe.gripper_pub.publish(probe.Float64MultiArray(data=[0.0]))
     assert probe.wait(lambda: probe.state and probe.state['gripper']['opening'] == 0.0)
-    assert probe.reset.wait_for_service(timeout_sec=10)
-    future = probe.reset.call_async(Trigger.Request())
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    assert done.wait(10)
-    reply = future.result()
-    info = json.loads(reply.message)
-    assert reply.success and info['episode'] == 2
+    client = SimEpisodeClient(probe.node)
+    assert client.wait_ready(10)
+    with pytest.raises(ValueError, match='unknown split'):
+        client.start(split='nope')
+    info = client.start(seed=5, split='reasoning', family='move_to')
+    assert info['episode'] == 2 and info['task']['seed'] == 5
+    assert info['task']['family'] == 'move_to' and info['task']['referent'] != 'direct'
     assert probe.wait(lambda: probe.state and probe.state['episode'] == 2
                       and probe.state['gripper']['opening'] == 1.0)
     assert probe.wait(lambda: probe.episode['episode'] == 2 and not probe.episode['success'])
+    assert probe.wait(lambda: probe.instruction == info['instruction'])
 
 
 def test_bad_start_up_parameter_is_one_clear_error():

@@ -1,4 +1,6 @@
 """Task splits: deterministic, held-out objects and phrasings really held out, unambiguous."""
+import functools
+
 import numpy as np
 import pytest
 from rt2_ros.sim.objects import COLOUR_OF_THINGS, SIZE_ORDER
@@ -10,6 +12,7 @@ from rt2_ros.sim.tasks import CLOSEST_MARGIN, make_episode
 SEEDS = range(150)
 
 
+@functools.lru_cache(maxsize=None)
 def episodes(split):
     return [make_episode(split, seed) for seed in SEEDS]
 

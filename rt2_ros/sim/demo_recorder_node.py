@@ -216,15 +216,6 @@ def _wait(predicate, timeout: float) -> bool:
     return True
 
 
-def _call(client, request, timeout: float):
-    future = client.call_async(request)
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
-        raise TimeoutError(f'service {client.srv_name} did not answer within {timeout} s')
-    return future.result()
-
-
 def sim_command(namespace: str = '', **parameters: Any) -> List[str]:
     """Return the command line that starts an rt2_sim node with parameters."""
     cmd = [sys.executable, '-m', 'rt2_ros.sim.node', '--ros-args']
@@ -255,9 +246,8 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
-    from rcl_interfaces.srv import SetParameters
+    from rt2_ros.sim.episode_client_node import SimEpisodeClient
     from rt2_ros.sim.expert_node import ExpertNode
-    from std_srvs.srv import Trigger
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -287,11 +277,9 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        reset = helper.create_client(Trigger, 'rt2_sim/reset')
-        set_params = helper.create_client(SetParameters, 'rt2_sim/set_parameters')
+        episodes_client = SimEpisodeClient(helper)
         expert.follow(-1)  # nothing until an episode is started below
-        if not reset.wait_for_service(timeout_sec=60.0) or \
-                not set_params.wait_for_service(timeout_sec=10.0):
+        if not episodes_client.wait_ready(60.0):
             raise RuntimeError(f'rt2_sim did not come up; see {out / "rt2_sim.log"}')
         # The sim's start-up episode tells that discovery is done and gives its episode number.
         if not _wait(lambda: recorder.episode is not None, 30.0):
@@ -305,17 +293,10 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
             if per_episode:
                 bag = out / f'{split}_seed{episode_seed:06d}'
                 recorder.start_bag(bag, storage, distro, first_episode=recorder.episode + 1)
-            request = SetParameters.Request()
-            request.parameters = [Parameter('seed', value=episode_seed).to_parameter_msg()]
-            if family:
-                request.parameters.append(Parameter('family', value=family).to_parameter_msg())
-            answer = _call(set_params, request, 10.0)
-            if not all(r.successful for r in answer.results):
-                raise RuntimeError('; '.join(r.reason for r in answer.results))
-            reply = _call(reset, Trigger.Request(), 10.0)
-            if not reply.success:
-                raise RuntimeError(f'reset failed: {reply.message}')
-            info = json.loads(reply.message)
+            try:
+                info = episodes_client.start(seed=episode_seed, family=family or None)
+            except ValueError as exc:
+                raise RuntimeError(str(exc)) from None
             expert.follow(info['episode'])
             started = time.monotonic()
             finished = _wait(lambda: expert.episode_id == info['episode']

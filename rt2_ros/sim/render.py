@@ -156,13 +156,6 @@ class Renderer:
         down = np.cross(forward, right)
         return np.stack([right, down, forward]), centre
 
-    def camera_in_base(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Return (R base->optical, camera centre in base_link) - the camera's fixed mounting."""
-        sim = TabletopSim([])
-        return self.camera_pose(sim)
-
-    # -- drawing ----------------------------------------------------------------------------
-
     def _project(self, points: np.ndarray, rotation: np.ndarray,
                  centre: np.ndarray) -> Optional[np.ndarray]:
         cam = (points - centre) @ rotation.T
@@ -175,10 +168,6 @@ class Renderer:
         pts = np.round(uv * SCALE).astype(np.int32).reshape(-1, 1, 2)
         colour = int(rgb) if np.isscalar(rgb) else tuple(int(c) for c in rgb)
         cv2.fillPoly(image, [pts], colour, cv2.LINE_AA, SHIFT)
-
-    def _outline(self, image: np.ndarray, uv: np.ndarray, rgb: Sequence[float]) -> None:
-        pts = np.round(uv * SCALE).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(image, [pts], True, tuple(int(c) for c in rgb), 1, cv2.LINE_AA, SHIFT)
 
     def _shade(self, rgb: Sequence[int], normal: np.ndarray) -> np.ndarray:
         lit = max(0.0, float(-self._light @ normal))
@@ -198,7 +187,7 @@ class Renderer:
         points = np.concatenate(rings)
         t = (points[:, 2] - height) / -self._light[2]
         flat = points[:, :2] + t[:, None] * self._light[:2]
-        # Counter-clockwise in the (y-up) world plane, as _clip_convex expects.
+        # cv2.convexHull keeps the (y-up) world plane counter-clockwise.
         return cv2.convexHull(flat.astype(np.float32)).reshape(-1, 2).astype(float)
 
     def _parts(self, sim: TabletopSim) -> Tuple[List[_Part], List[int]]:

@@ -17,7 +17,7 @@ from rt2_ros.sim.objects import (
 )
 from rt2_ros.sim.render import sample_look, SceneLook
 from rt2_ros.sim.splits import (
-    FAMILIES, get_split, HELD_OUT_COMBOS, REFERENT_PHRASES, REGIONS, Split, TEMPLATES,
+    get_split, HELD_OUT_COMBOS, REFERENT_PHRASES, REGIONS, Split, TEMPLATES,
 )
 from rt2_ros.sim.world import Block, GRIPPER, Gripper, SimConfig, TABLE, TabletopSim
 
@@ -278,7 +278,3 @@ def describe_scene(sim: TabletopSim) -> List[Dict[str, Any]]:
                     'position': [float(v) for v in block.position],
                     'support': block.support})
     return out
-
-
-def families() -> Tuple[str, ...]:
-    return FAMILIES

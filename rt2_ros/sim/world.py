@@ -557,10 +557,6 @@ class TabletopSim:
 
     # -- state export -----------------------------------------------------------------------
 
-    def resting_on(self, index: int) -> int:
-        """Return what a block rests on: a block index, TABLE or GRIPPER."""
-        return self.blocks[index].support
-
     def snapshot(self) -> Dict[str, Any]:
         """Return the whole state as JSON-ready data (for the privileged state topic)."""
         g = self.gripper
