@@ -16,12 +16,14 @@ adds is the ROS wiring:
   behind image deserialization, services or diagnostics.
 - SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before
   the context shuts down.
+- The node can be composed in another process (`rt2 demo` builds it with a context and parameter
+  overrides); add_decision_listener lets such a host see each decision and its latency.
 """
 import math
 import signal
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
@@ -113,6 +115,7 @@ class ControllerNode(LifecycleNode):
         self._io_group = MutuallyExclusiveCallbackGroup()
         self._rt: Optional[Dict[str, Any]] = None
         self.core: Optional[ControllerCore] = None
+        self._decision_listeners: List[Callable[[InferenceReply, ReplyOutcome], None]] = []
         self._state_pub = self.create_publisher(String, '~/state', LATCHED)
         self._publish_state('unconfigured')
 
@@ -425,6 +428,16 @@ class ControllerNode(LifecycleNode):
                 rt['actuators'].flush(0.5)  # a reliable stop must leave before the process
 
     # -- helpers -----------------------------------------------------------------------------
+    def add_decision_listener(
+            self, listener: Callable[[InferenceReply, ReplyOutcome], None]) -> None:
+        """
+        Call listener(reply, outcome) for every policy reply, after the node has handled it.
+
+        For a host process that composes this node (rt2 demo reports decisions and latency per
+        episode). It runs on an inference worker thread and must only record.
+        """
+        self._decision_listeners.append(listener)
+
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
@@ -552,6 +565,8 @@ class ControllerNode(LifecycleNode):
                 throttle_duration_sec=2.0)
         if rt['viz'][0] and reply.observation is not None:
             self._publish_annotated(reply, outcome)
+        for listener in self._decision_listeners:
+            listener(reply, outcome)
 
     def _publish_annotated(self, reply: InferenceReply, outcome: ReplyOutcome) -> None:
         rt, core = self._rt, self.core
