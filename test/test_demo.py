@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 import re
+import threading
 
 from cli_helpers import run_rt2
 import numpy as np
@@ -18,16 +19,20 @@ from tiny_models import tiny_checkpoint
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_demo_runs_a_short_episode_end_to_end(tmp_path):
+def test_demo_runs_a_short_episode_end_to_end(tmp_path, capsys):
     out = tmp_path / 'demo'
-    result = run_rt2([
+    model = tiny_checkpoint()
+    threads = set(threading.enumerate())
+    code = main([
         'demo', '--families', 'push_next_to', '--episodes', '1', '--seed', '7',
-        '--max-decisions', '4', '--episode-timeout', '20', '--model', str(tiny_checkpoint()),
+        '--max-decisions', '4', '--episode-timeout', '20', '--model', str(model),
         '--param', 'limits.max_linear_speed=0.05', '--out', str(out), '--headless',
-        '--namespace', f'/demotest{os.getpid()}'], timeout=240)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert 'Traceback' not in result.stderr
-    lines = result.stdout.splitlines()
+        '--namespace', f'/demotest{os.getpid()}'])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    # Clean shutdown: executor, nodes and policy workers are gone when the command returns.
+    assert set(threading.enumerate()) <= threads
+    lines = captured.out.splitlines()
     episode = next(line for line in lines if '[1/1] push_next_to' in line)
     assert re.search(r'\d+ decisions in [\d.]+ s, latency p50 \d+ ms p95 \d+ ms', episode)
     assert re.match(r'rt2 demo: [01]/1 episodes succeeded, \d+ decisions', lines[-1])

@@ -175,9 +175,9 @@ def _write_outputs(run, settings, policy, started: float) -> Dict[str, Path]:
              for r in run.results]
     commanded = VelocitySeries.from_rows(run.commanded)
     clamped = VelocitySeries.from_rows(run.clamped)
-    title = (f'rt2 demo: commanded vs clamped end-effector velocity ({policy.description}; '
+    title = (f'rt2 demo: commanded vs clamped end-effector velocity; policy: {policy.label}; '
              f'limits {run.limits["max_linear_speed"]:g} m/s, '
-             f'{run.limits["max_angular_speed"]:g} rad/s)')
+             f'{run.limits["max_angular_speed"]:g} rad/s')
     files['plot'] = plot_velocities(commanded, clamped, spans, run.limits['max_linear_speed'],
                                     run.limits['max_angular_speed'], out / 'velocities.png',
                                     title='\n'.join(_wrap(title, 120)))

@@ -228,7 +228,7 @@ def _parameters(values: Dict[str, Any]) -> List[Parameter]:
 
 
 def _video_frames(result: EpisodeResult, frames: List[Tuple[float, np.ndarray]],
-                  total: int) -> List[VideoFrame]:
+                  total: int, policy_label: str) -> List[VideoFrame]:
     """Caption the episode's frames and close it with a result card."""
     if not frames:
         return []
@@ -239,14 +239,15 @@ def _video_frames(result: EpisodeResult, frames: List[Tuple[float, np.ndarray]],
     label = f'episode {result.index + 1}/{total}: {result.family}, {result.split} seed ' \
             f'{result.seed}'
     instruction = f'"{result.instruction}"'
+    policy = f'policy: {policy_label}'
     out = []
     for (t, image), duration in zip(frames[:-1], durations):
         text = f'{label}, t {t - result.start_s:4.1f} s'
-        out.append(VideoFrame(caption(image, [text, instruction]), duration))
+        out.append(VideoFrame(caption(image, [text, instruction, policy]), duration))
     verdict = OUTCOMES['success'] if result.success else OUTCOMES.get(result.outcome, '')
     card = result_card(frames[-1][1], result.success,
                        f'{verdict}, {result.decisions} decisions')
-    out.append(VideoFrame(caption(card, [label, instruction]), RESULT_CARD_S))
+    out.append(VideoFrame(caption(card, [label, instruction, policy]), RESULT_CARD_S))
     return out
 
 
@@ -291,12 +292,16 @@ def run_demo(settings: DemoSettings, policy: PolicyChoice,
         observer = DemoObserver(**common)
         nodes.append(observer)
         controller.add_decision_listener(observer.on_decision)
-        log(f'loading the policy: {policy.description} ...')
+        log(f'configuring rt2_controller with {policy.label} ...')
         loaded = time.monotonic()
         if controller.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             raise DemoError('rt2_controller could not configure (the policy did not load; '
                             'the reason is in the log line above)')
-        log(f'policy ready in {time.monotonic() - loaded:.1f} s')
+        took = time.monotonic() - loaded
+        if controller_values.get('policy.backend') == 'local':
+            log(f'policy loaded in {took:.1f} s')
+        else:
+            log(f'controller configured in {took:.1f} s (the server is asked per decision)')
         controller.core.safety.add_listener(observer.on_safety)
         limits = {'max_linear_speed': controller.core.safety.limits.max_linear_speed,
                   'max_angular_speed': controller.core.safety.limits.max_angular_speed}
@@ -315,14 +320,15 @@ def run_demo(settings: DemoSettings, policy: PolicyChoice,
             for planned in plan:
                 result, frames = _run_episode(planned, client, observer, settings, on_frame)
                 run.results.append(result)
-                run.frames.extend(_video_frames(result, frames, len(plan)))
+                run.frames.extend(_video_frames(result, frames, len(plan), policy.label))
                 log(_episode_report(result, len(plan)))
         except KeyboardInterrupt:
             run.interrupted = True
             if observer.episode is not None:
                 result, frames = observer.end('interrupted')
                 run.results.append(result)
-                run.frames.extend(_video_frames(result, frames, len(plan)))
+                run.frames.extend(_video_frames(result, frames, len(plan), policy.label))
+                log(_episode_report(result, len(plan)))
         with observer.cond:
             run.commanded = list(observer.commanded)
             run.clamped = list(observer.clamped)

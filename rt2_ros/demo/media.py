@@ -79,13 +79,24 @@ def _same_size(frames: Sequence[VideoFrame]) -> List[np.ndarray]:
 
 
 def write_gif(frames: Sequence[VideoFrame], path: Path) -> Path:
-    """Write an endlessly looping GIF with each frame's own duration."""
+    """
+    Write an endlessly looping GIF with each frame's own duration.
+
+    One palette for the whole video, made from a sample of its frames, without dithering:
+    about half the size of per-frame palettes and no colour flicker between frames.
+    """
     from PIL import Image
-    images = [Image.fromarray(np.ascontiguousarray(i)) for i in _same_size(frames)]
+    images = _same_size(frames)
+    step = max(1, len(images) // 16)
+    sample = np.concatenate([i[::2, ::2] for i in images[::step]], axis=0)
+    palette = Image.fromarray(np.ascontiguousarray(sample)).quantize(
+        colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    pictures = [Image.fromarray(np.ascontiguousarray(i)).quantize(
+        palette=palette, dither=Image.Dither.NONE) for i in images]
     # GIF durations are in units of 10 ms.
     durations = [max(20, int(round(f.duration_s * 100)) * 10) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0,
-                   optimize=True, disposal=1)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations,
+                     loop=0, optimize=True, disposal=1)
     return path
 
 

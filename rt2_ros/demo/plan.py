@@ -55,13 +55,14 @@ class PolicyChoice:
     The policy the controller is configured with, and how to describe it honestly.
 
     parameters are rt2_controller parameters (policy.*, action_space). trained is False for a
-    randomly initialised model: its actions are valid but meaningless.
+    randomly initialised model: its actions are valid but meaningless; None when unknown (a
+    user's model or server). label is the short form written on every video frame.
     """
 
     parameters: Dict[str, Any]
     description: str
     trained: Optional[bool]
-    model_path: Optional[Path] = None
+    label: str = ''
 
 
 @dataclass

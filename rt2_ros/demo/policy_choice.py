@@ -41,6 +41,7 @@ def ensure_tiny_random(cache_dir: Path, log: Callable[[str], None] = print) -> P
     staging = Path(tempfile.mkdtemp(prefix='.tiny-random-', dir=cache_dir.parent))
     try:
         save_tiny_vla(staging, spec)
+        staging.chmod(0o755)  # mkdtemp makes it private; it is an ordinary output directory
         if cache_dir.exists():
             shutil.rmtree(cache_dir)
         staging.rename(cache_dir)
@@ -49,14 +50,14 @@ def ensure_tiny_random(cache_dir: Path, log: Callable[[str], None] = print) -> P
     return cache_dir
 
 
-def _local(path: Path, description: str, trained: Optional[bool],
-           action_space: Optional[str]) -> PolicyChoice:
+def _local(path: Path, description: str, trained: Optional[bool], action_space: Optional[str],
+           label: str) -> PolicyChoice:
     path = path.resolve()
     space_file = path / 'action_space.yaml'
     # The checkpoint's own action space also fixes the decision period it was trained at.
     space = action_space or (str(space_file) if space_file.is_file() else 'rt2')
     return PolicyChoice({'policy.backend': 'local', 'policy.model_path': str(path),
-                         'action_space': space}, description, trained, path)
+                         'action_space': space}, description, trained, label)
 
 
 def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
@@ -79,17 +80,19 @@ def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
             raise ValueError(f'--backend {backend} needs --url')
         parameters = {'policy.backend': backend, 'policy.url': url,
                       'action_space': action_space or 'rt2'}
-        return PolicyChoice(parameters, f'{backend} policy at {url}', None)
+        return PolicyChoice(parameters, f'{backend} policy at {url}', None, f'{backend} {url}')
     if url:
         raise ValueError('--url is for remote backends (--backend openvla_http, openai, openpi)')
     if model is not None:
         path = Path(model).expanduser()
         if not path.is_dir():
             raise ValueError(f'--model {model}: not a directory')
-        return _local(path, f'local model {path}', None, action_space)
+        return _local(path, f'local model {path}', None, action_space, f'model {path.name}')
     bundled = bundled_model_path()
     if bundled is not None:
-        return _local(bundled, f'the bundled demo model ({bundled.name})', True, action_space)
+        return _local(bundled, f'the bundled demo model ({bundled.name})', True, action_space,
+                      f'bundled demo model {bundled.name}')
     path = ensure_tiny_random(Path(cache_dir) / TINY_RANDOM_DIR, log)
     return _local(path, f'an UNTRAINED tiny random model ({path}; no bundled demo model is '
-                  'installed yet)', False, action_space)
+                  'installed yet)', False, action_space,
+                  'UNTRAINED tiny random model: success not expected')
