@@ -56,6 +56,23 @@ class DemoError(RuntimeError):
     """The demo could not run (the controller did not configure, the sim did not answer)."""
 
 
+class DrainingExecutor(MultiThreadedExecutor):
+    """
+    A MultiThreadedExecutor whose shutdown first lets the running callbacks finish.
+
+    rclpy (9.x, and Humble/Jazzy alike) destroys the executor's guard condition before it waits
+    for its thread pool, so a callback still running at shutdown fails when it signals that
+    guard, and its exception is printed at exit ("never retrieved"). Call it only after
+    spinning has stopped.
+    """
+
+    def shutdown(self, timeout_sec: Optional[float] = None, **kwargs: Any) -> bool:
+        pool = getattr(self, '_executor', None)  # the ThreadPoolExecutor running callbacks
+        if pool is not None:
+            pool.shutdown(wait=True)
+        return super().shutdown(timeout_sec, **kwargs)
+
+
 @dataclass
 class _Episode:
     """Live bookkeeping of the running episode (guarded by the observer's condition)."""
@@ -267,6 +284,7 @@ def run_demo(settings: DemoSettings, policy: PolicyChoice,
     nodes: List[Node] = []
     executor: Optional[MultiThreadedExecutor] = None
     spinner: Optional[threading.Thread] = None
+    spinning = threading.Event()
     controller: Optional[ControllerNode] = None
     common = {'context': context, 'namespace': settings.namespace}
     level = LoggingSeverity.INFO if settings.verbose else LoggingSeverity.ERROR
@@ -307,10 +325,16 @@ def run_demo(settings: DemoSettings, policy: PolicyChoice,
                   'max_angular_speed': controller.core.safety.limits.max_angular_speed}
         if controller.trigger_activate() != TransitionCallbackReturn.SUCCESS:
             raise DemoError('rt2_controller could not activate')
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        executor = DrainingExecutor(num_threads=4, context=context)
         for node in nodes:
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name='rt2-demo-executor', daemon=True)
+
+        def spin() -> None:
+            while spinning.is_set() and context.ok():
+                executor.spin_once(timeout_sec=0.1)
+
+        spinning.set()
+        spinner = threading.Thread(target=spin, name='rt2-demo-executor', daemon=True)
         spinner.start()
         client = SimEpisodeClient(observer, 'rt2_sim')
         if not client.wait_ready(10.0):
@@ -334,6 +358,7 @@ def run_demo(settings: DemoSettings, policy: PolicyChoice,
             run.clamped = list(observer.clamped)
         return run
     finally:
+        spinning.clear()
         _shutdown(context, executor, spinner, controller, nodes)
 
 
@@ -385,12 +410,12 @@ def _run_episode(planned: PlannedEpisode, client: SimEpisodeClient, observer: De
 
 
 def _shutdown(context, executor, spinner, controller, nodes) -> None:
-    """Stop the arm, the executor and the nodes; leave no thread behind."""
+    """Stop spinning, let running callbacks finish, stop the arm, destroy the nodes."""
     try:
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
         if spinner is not None:
             spinner.join(timeout=5.0)
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
         if controller is not None and controller.core is not None:
             controller.trigger_shutdown()  # final stop, then the policy workers are released
     finally:

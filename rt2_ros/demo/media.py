@@ -196,10 +196,11 @@ def plot_velocities(commanded: VelocitySeries, clamped: VelocitySeries,
         top.annotate(f'{span.label}\n{mark}', xy=((span.start_s + span.end_s) / 2, 1.0),
                      xycoords=('data', 'axes fraction'), ha='center', va='bottom', fontsize=8,
                      color='tab:green' if span.success else 'tab:red')
-    top.legend(loc='upper right', fontsize=7, framealpha=0.85)
+    handles, labels = top.get_legend_handles_labels()
+    figure.legend(handles, labels, loc='lower center', ncol=3, fontsize=8, frameon=False)
     axes[-1].set_xlabel('time since the first episode started [s]', fontsize=8)
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
     figure.savefig(path, dpi=90)
     return path

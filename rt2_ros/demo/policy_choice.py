@@ -76,6 +76,11 @@ def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
         raise ValueError('--model is for the local backend; use --url with --backend '
                          f'{backend}')
     if backend not in (None, 'local'):
+        if ':' in backend:  # the user's own Policy class: it may or may not use a URL
+            parameters = {'policy.backend': backend, 'action_space': action_space or 'rt2'}
+            if url:
+                parameters['policy.url'] = url
+            return PolicyChoice(parameters, f'policy class {backend}', None, backend)
         if not url:
             raise ValueError(f'--backend {backend} needs --url')
         parameters = {'policy.backend': backend, 'policy.url': url,

@@ -69,7 +69,9 @@ class EpisodeResult:
 
 
 def _ms(seconds: Optional[float]) -> str:
-    return '-' if seconds is None else f'{seconds * 1000:.0f} ms'
+    if seconds is None:
+        return '-'
+    return f'{seconds * 1000:.1f} ms' if seconds < 0.01 else f'{seconds * 1000:.0f} ms'
 
 
 def episode_line(result: EpisodeResult, total: int) -> str:
