@@ -15,7 +15,7 @@ from rt2_ros.resources import find_data
 
 MODELS_DIR = 'models'
 # Directory name of the bundled demo model under models/ (preferred when several are present).
-BUNDLED_MODEL_NAME = 'rt2-tabletop-demo'
+BUNDLED_MODEL_NAME = 'rt2_demo_vla'  # the name the demo-model issue uses under models/
 REQUIRED_FILES = ('config.json', 'action_space.yaml')
 
 
