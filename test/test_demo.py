@@ -106,10 +106,12 @@ def test_help_explains_the_options(capsys):
     (['--url', 'http://127.0.0.1:1'], 'remote backends'),
     (['--backend', 'carrier_pigeon', '--url', 'x'], 'unknown backend'),
     (['--model', '/no/such/model'], 'not a directory'),
+    (['--model', str(Path(__file__).parent)], 'no config.json'),
     (['--param', 'limits.max_linear_speed=-1'], 'limits.max_linear_speed'),
     (['--param', 'no_such_parameter=1'], 'not an rt2_controller parameter'),
     (['--param', 'novalue'], 'NAME=VALUE'),
     (['--namespace', 'rt2_demo'], '--namespace'),
+    (['--seed', str(2**31 - 2), '--episodes', '3'], 'outside'),
 ])
 def test_bad_options_are_one_line_errors(args, fragment, tmp_path, capsys):
     out = tmp_path / 'out'

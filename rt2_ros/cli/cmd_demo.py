@@ -61,8 +61,8 @@ def _seed(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if not 0 <= value < 2**31 - 1000:
-        raise argparse.ArgumentTypeError('seeds are 0 .. 2^31-1001')
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError('seeds are 0 .. 2^31-1')
     return value
 
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from rt2_ros.sim.splits import FAMILIES, get_split, VARIATION_LEVELS
 
 DEFAULT_SPLIT = 'seen'
+MAX_SEED = 2**31 - 1  # rt2_sim's seed parameter range
 VIDEO_FORMATS = ('gif', 'mp4', 'none')
 TRAINING_SPLIT = 'train'
 
@@ -45,6 +46,9 @@ def plan_episodes(split: str, families: Sequence[str], episodes: int, first_seed
         raise ValueError(f'unknown variation {variation!r}; one of {", ".join(VARIATION_LEVELS)}')
     if episodes < 1:
         raise ValueError('at least one episode')
+    if not 0 <= first_seed <= MAX_SEED - (episodes - 1):
+        raise ValueError(f'seeds {first_seed}..{first_seed + episodes - 1} are outside '
+                         f'0..{MAX_SEED}')
     return [PlannedEpisode(i, split, families[i % len(families)], first_seed + i, variation)
             for i in range(episodes)]
 

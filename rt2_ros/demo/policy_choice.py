@@ -92,6 +92,8 @@ def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
         path = Path(model).expanduser()
         if not path.is_dir():
             raise ValueError(f'--model {model}: not a directory')
+        if not (path / 'config.json').is_file():
+            raise ValueError(f'--model {model}: not a transformers checkpoint (no config.json)')
         return _local(path, f'local model {path}', None, action_space, f'model {path.name}')
     bundled = bundled_model_path()
     if bundled is not None:
