@@ -76,7 +76,9 @@ def test_an_episode_ends_with_success_when_the_sim_reports_it(tmp_path, capsys, 
     from support.sim_expert_policy import watch_sims
     watch_sims(monkeypatch)
     out = tmp_path / 'demo'
-    code = main(['demo', '--families', 'pick', '--seed', '3', '--episode-timeout', '40',
+    # seen seed 0: no other block within the open fingers' reach of the target, so the
+    # state-based expert's vertical approach always clears (seed 3's neighbour may not).
+    code = main(['demo', '--families', 'pick', '--seed', '0', '--episode-timeout', '40',
                  '--backend', 'support.sim_expert_policy:SimExpertPolicy', '--out', str(out),
                  '--headless', '--video', 'none', '--namespace', f'/demoexpert{os.getpid()}'])
     captured = capsys.readouterr()
