@@ -36,8 +36,10 @@ class VideoFrame:
 def caption(image: np.ndarray, lines: Sequence[str],
             colour: Tuple[int, int, int] = (30, 30, 30)) -> np.ndarray:
     """Return image with a caption band below it, one row per line, shrunk to fit (RGB)."""
-    width = image.shape[1]
-    band = np.empty((CAPTION_LINE * len(lines) + 4, width, 3), dtype=np.uint8)
+    height, width = image.shape[:2]
+    rows = CAPTION_LINE * len(lines) + 4
+    rows += (height + rows) % 2  # even frame sizes: video codecs (yuv420) need them
+    band = np.empty((rows, width, 3), dtype=np.uint8)
     band[:] = colour
     for row, text in enumerate(lines):
         scale = 0.42
