@@ -1,11 +1,11 @@
 """`rt2 demo`: the closed loop in one process, its report, video and plot; its building blocks."""
 import csv
-import gc
 import json
 import os
 from pathlib import Path
 import re
-import threading
+import subprocess
+import sys
 
 from cli_helpers import run_rt2
 import numpy as np
@@ -18,26 +18,30 @@ from rt2_ros.models.bundled import BUNDLED_MODEL_NAME, bundled_models
 from tiny_models import tiny_checkpoint
 
 
+RUNNER = Path(__file__).resolve().parent / 'support' / 'demo_runner.py'
+
+
+def _run_demo(args, expert=False):
+    """Run `rt2 demo` in its own process (support/demo_runner.py checks for leftover threads)."""
+    command = [sys.executable, str(RUNNER)] + (['--expert'] if expert else []) + args
+    return subprocess.run(command, capture_output=True, text=True, timeout=240)
+
+
 @pytest.mark.ros
 @pytest.mark.slow
-def test_demo_runs_a_short_episode_end_to_end(tmp_path, capsys):
+def test_demo_runs_a_short_episode_end_to_end(tmp_path):
     out = tmp_path / 'demo'
-    model = tiny_checkpoint()
-    threads = set(threading.enumerate())
-    code = main([
-        'demo', '--families', 'push_next_to', '--episodes', '1', '--seed', '7',
-        '--max-decisions', '4', '--episode-timeout', '20', '--model', str(model),
+    result = _run_demo([
+        '--families', 'push_next_to', '--episodes', '1', '--seed', '7',
+        '--max-decisions', '4', '--episode-timeout', '20', '--model', str(tiny_checkpoint()),
         '--param', 'limits.max_linear_speed=0.05', '--out', str(out), '--headless',
         '--namespace', f'/demotest{os.getpid()}'])
-    gc.collect()  # rclpy reports callbacks that failed during shutdown when they are collected
-    captured = capsys.readouterr()
-    assert code == 0, captured.out + captured.err
-    # Clean shutdown: executor, nodes and policy workers are gone when the command returns.
-    assert set(threading.enumerate()) <= threads
-    assert 'never retrieved' not in captured.err and 'Traceback' not in captured.err
-    lines = captured.out.splitlines()
+    # 0 also means: no thread left behind, and rclpy reported no callback failing at shutdown.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'never retrieved' not in result.stderr and 'Traceback' not in result.stderr
+    lines = result.stdout.splitlines()
     episode = next(line for line in lines if '[1/1] push_next_to' in line)
-    assert re.search(r'\d+ decisions in [\d.]+ s, latency p50 \d+ ms p95 \d+ ms', episode)
+    assert re.search(r'\d+ decisions in [\d.]+ s, latency p50 [\d.]+ ms p95 [\d.]+ ms', episode)
     assert re.match(r'rt2 demo: [01]/1 episodes succeeded, \d+ decisions', lines[-1])
     assert 'demo.gif' in lines[-1] and 'velocities.png' in lines[-1]
 
@@ -72,19 +76,17 @@ def test_demo_runs_a_short_episode_end_to_end(tmp_path, capsys):
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_an_episode_ends_with_success_when_the_sim_reports_it(tmp_path, capsys, monkeypatch):
-    from support.sim_expert_policy import watch_sims
-    watch_sims(monkeypatch)
+def test_an_episode_ends_with_success_when_the_sim_reports_it(tmp_path):
     out = tmp_path / 'demo'
     # seen seed 0: no other block within the open fingers' reach of the target, so the
     # state-based expert's vertical approach always clears (seed 3's neighbour may not).
-    code = main(['demo', '--families', 'pick', '--seed', '0', '--episode-timeout', '40',
-                 '--backend', 'support.sim_expert_policy:SimExpertPolicy', '--out', str(out),
-                 '--headless', '--video', 'none', '--namespace', f'/demoexpert{os.getpid()}'])
-    captured = capsys.readouterr()
-    assert code == 0, captured.out + captured.err
-    assert '[1/1] pick          SUCCESS:' in captured.out
-    assert re.match(r'rt2 demo: 1/1 episodes succeeded', captured.out.splitlines()[-1])
+    result = _run_demo(['--families', 'pick', '--seed', '0', '--episode-timeout', '40',
+                        '--backend', 'support.sim_expert_policy:SimExpertPolicy',
+                        '--out', str(out), '--headless', '--video', 'none',
+                        '--namespace', f'/demoexpert{os.getpid()}'], expert=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '[1/1] pick          SUCCESS:' in result.stdout
+    assert re.match(r'rt2 demo: 1/1 episodes succeeded', result.stdout.splitlines()[-1])
     (run,) = json.loads((out / 'summary.json').read_text())['episodes']
     assert run['success'] and run['outcome'] == 'success' and run['decisions'] < 40
     assert not (out / 'demo.gif').exists() and (out / 'velocities.png').is_file()
