@@ -13,8 +13,9 @@ from typing import List
 
 import numpy as np
 from rt2_ros.actions import load_action_space
-from rt2_ros.policy.base import Observation, Policy, PolicyConfig, PolicyResult, PolicyTiming
-from rt2_ros.policy.base import PolicyUnavailable
+from rt2_ros.policy.base import (
+    Observation, Policy, PolicyConfig, PolicyResult, PolicyTiming, PolicyUnavailable,
+)
 from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
 
 SIMS: List = []
