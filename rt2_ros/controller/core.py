@@ -32,6 +32,7 @@ from rt2_ros.controller.safety import (
 from rt2_ros.controller.state import POLICY_CAUSES, State, StateMachine, Transition
 from rt2_ros.controller.stats import RateMeter, RollingSamples
 from rt2_ros.policy.base import PolicyInvalidAction, PolicyResult, PolicyTimeout
+from rt2_ros.policy.settings import redact
 
 OUTPUT_MODES = ('twist', 'pose')
 
@@ -431,7 +432,7 @@ class ControllerCore:
             key = getattr(error, 'cause', 'policy_error')
             self.counters.policy_failures[key] = self.counters.policy_failures.get(key, 0) + 1
         self._last_failure_at = now
-        detail = f'{type(error).__name__}: {error}'
+        detail = redact(f'{type(error).__name__}: {error}')  # servers may echo credentials
         self._halt(cause, detail)
         return ReplyOutcome(False, cause, latency_s=latency, detail=detail)
 

@@ -49,6 +49,7 @@ from rt2_ros.controller.mapping import ActionMapper, GripperMap
 from rt2_ros.controller.safety import SafetyLimits, SafetyStage
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
+from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import action_array, image_msg_to_rgb, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
@@ -267,7 +268,7 @@ class ControllerNode(LifecycleNode):
         try:
             self._configure()
         except Exception as exc:  # noqa: BLE001 - any failure must leave the node unconfigured
-            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {redact(str(exc))}')
             self._teardown()
             return TransitionCallbackReturn.FAILURE
         self._publish_state('inactive')
@@ -352,9 +353,9 @@ class ControllerNode(LifecycleNode):
                 callback_group=self._control_group, clock=Clock(clock_type=ClockType.STEADY_TIME)))
         rt['timers'] = timers
         self.get_logger().info(
-            f'configured: policy {policy_config.backend} {policy_config.url or ""}, action space '
-            f'{space.name}, decision period {decision_period:.3f} s, control {control_rate:g} '
-            f'Hz, output {output_mode} in {frame_id}, '
+            f'configured: policy {policy_config.backend} {redact(policy_config.url)}, action '
+            f'space {space.name}, decision period {decision_period:.3f} s, control '
+            f'{control_rate:g} Hz, output {output_mode} in {frame_id}, '
             f'{"ENABLED" if core.enabled else "dry run (call ~/enable)"}')
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
