@@ -1,6 +1,5 @@
 """
-A controller under attack: node + scripted policy server + harness, and checks on what reached
-the actuator topics.
+A controller under attack: node, scripted policy server, harness, checks on what the arm got.
 
 FaultRig wraps what test_hostile_node.py, test_hostile_sim_time.py and
 scripts/hostile_campaign.py share: recorders for every actuator topic and ~/state, bringing the
@@ -97,7 +96,7 @@ class FaultRig:
 
     # -- checks ------------------------------------------------------------------------------
     def wait_halting(self, cause: str, marks: Dict[str, int], timeout: float = 5.0) -> Received:
-        """The ~/state message that reported the halt (estopped:estop for the e-stop)."""
+        """Return the ~/state message that reported the halt (estopped:estop for the e-stop)."""
         label = 'estopped:estop' if cause == 'estop' else f'halting:{cause}'
         return self.state.wait_for(lambda m: m.data == label, since=marks['state'],
                                    timeout=timeout)
@@ -131,7 +130,7 @@ class FaultRig:
         return {'state_ms': state_latency * 1000.0, 'stop_ms': stop_latency * 1000.0}
 
     def _first_zero_after(self, wall: float, since: int, timeout: float) -> Optional[Received]:
-        """The first zero command that arrived after wall (None if the arm was not driven)."""
+        """Return the first zero command that arrived after wall (None: the arm was not driven)."""
         if not self.twists.items(since):
             return None
         index = since
@@ -229,7 +228,7 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 
 
 def last_request_before(server: Any, wall: float, after: float) -> Dict[str, Any]:
-    """The scripted server's last request received in [after, wall): when the fault was served."""
+    """Return the scripted server's last request in [after, wall): when a fault was served."""
     entries = [e for e in server.requests() if after <= e['time'] < wall]
     assert entries, 'no policy request between the fault and the halt'
     return entries[-1]

@@ -40,7 +40,7 @@ def configure_for_speed(rig: FaultRig) -> None:
 
 
 def diagnostics_counters(rig: FaultRig, timeout: float = 5.0) -> Dict[str, int]:
-    """The node's cumulative `halts: *` and `policy failures: *` counters, from a fresh message."""
+    """Return the node's cumulative halt, failure and clamp counters from a fresh /diagnostics."""
     mark = rig.diagnostics.mark()
     msg = rig.diagnostics.wait_for(since=mark, timeout=timeout).msg
     out = {}

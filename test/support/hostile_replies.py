@@ -78,7 +78,7 @@ def catalogue(timeout_s: float) -> Dict[str, Hostile]:
 
 
 def valid(rng: np.random.Generator, extreme: bool = False) -> Hostile:
-    """A valid in-bounds action (at the bounds with extreme=True): the controller may act."""
+    """Return a valid in-bounds action (at the bounds with extreme=True): the node may act."""
     if extreme:
         values = np.where(rng.random(DIMS - 1) < 0.5, LOWS[1:], HIGHS[1:])
     else:

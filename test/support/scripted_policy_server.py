@@ -171,7 +171,8 @@ class ScriptedPolicyServer:
         """Start the process and return once it answers /healthz."""
         env = dict(os.environ)
         args = [sys.executable, str(Path(__file__).resolve()), '--host', self.host,
-                '--port', str(self.port), '--default-action', ','.join(repr(v) for v in self.default_action)]
+                '--port', str(self.port),
+                '--default-action', ','.join(repr(v) for v in self.default_action)]
         if self.api_key:
             env['SCRIPTED_POLICY_SERVER_KEY'] = self.api_key
             args += ['--api-key-env', 'SCRIPTED_POLICY_SERVER_KEY']
