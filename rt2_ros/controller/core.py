@@ -56,7 +56,7 @@ class CoreConfig:
     decision_period_s: float = 1.0 / 3.0
     image_timeout_s: float = 1.0
     policy_watchdog_s: float = 2.5
-    clock_timeout_s: float = 0.08
+    clock_timeout_s: float = 0.06
     halt_cycles: int = 5
     auto_resume: bool = True
     request_threshold: float = 0.5

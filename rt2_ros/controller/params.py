@@ -96,7 +96,7 @@ PARAMS: Tuple[ParamSpec, ...] = (
     P('watchdog.policy_grace_s', 0.5,
       'Extra time over policy.timeout_s before a hung request halts with policy_timeout', 's',
       0.0, 60.0, live=True),
-    P('watchdog.clock_timeout_s', 0.08,
+    P('watchdog.clock_timeout_s', 0.06,
       'With use_sim_time: halt when sim time stands still this long on the wall clock '
       '(publish /clock faster than this)', 's', 0.01, 60.0, live=True),
     P('output.mode', 'twist',
