@@ -70,7 +70,7 @@ class CampaignReport:
         return json.dumps(self.__dict__, indent=2, sort_keys=True)
 
     def table(self) -> str:
-        lines = [f'{self.replies} hostile/valid policy replies through rt2_controller in '
+        lines = [f'{self.replies} policy replies (hostile and valid) through rt2_controller in '
                  f'{self.seconds:.1f} s ({self.replies / max(self.seconds, 1e-9):.1f}/s)',
                  f'actuator commands: {self.commands["twists"]} twists '
                  f'({self.moving_commands} moving), {self.commands["gripper"]} gripper; '
@@ -104,17 +104,18 @@ def run_campaign(rig: FaultRig, replies: Sequence[Hostile], chunk: int = 500,
     since_twists, since_gripper = rig.twists.mark(), rig.gripper.mark()
     since_state = rig.state.mark()
     before = diagnostics_counters(rig)
-    start_requests = rig.server.counts()['requests']
     started = time.monotonic()
     replies = list(replies)
+    served = 0  # requests the server answered (a restart in progress() resets its log)
     for offset in range(0, len(replies), chunk):
         batch = replies[offset:offset + chunk]
+        start_requests = rig.server.counts()['requests']
         rig.server.push(*[r.reply for r in batch])
         _wait_served(rig, len(batch))
+        served += rig.server.counts()['requests'] - start_requests
         if progress is not None:
             progress(offset + len(batch), time.monotonic() - started)
     seconds = time.monotonic() - started
-    served = rig.server.counts()['requests'] - start_requests
     rig.wait_moving(timeout=15)  # valid default replies again: the node recovers
     after = diagnostics_counters(rig)
     commands = rig.check_commands(since_twists, since_gripper)
