@@ -180,3 +180,18 @@ def test_a_legitimate_message_at_the_limit_still_decodes():
     packed = msgpack_numpy_dumps({'observation/image': image, 'prompt': 'pick',
                                   'state': np.zeros((100, 8))})
     assert msgpack_numpy_loads(packed, SERVER_LIMITS)['state'].shape == (100, 8)
+
+
+@pytest.mark.parametrize('png', [
+    # found by scripts/fuzz_atheris.py: an IDAT claiming 1.6 GB (cost 1.6 GB and 7 s in OpenCV)
+    base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isX18iOklEQVRCYII='),
+    # no IDAT before IEND, then bytes OpenCV reads as a 3.9 GB chunk
+    base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isAAAAAElFTkSuQmCC6urq6urq6g=='),
+], ids=['chunk_longer_than_data', 'data_after_iend'])
+def test_png_chunk_bombs_are_refused_before_opencv_allocates(png):
+    from rt2_ros.policy.image_codec import decode_data_url
+    url = 'data:image/png;base64,' + base64.b64encode(png).decode()
+    start = time.perf_counter()
+    with pytest.raises(WireFormatError, match='PNG'):
+        decode_data_url(url)
+    assert time.perf_counter() - start < 0.5
