@@ -42,9 +42,12 @@ def configure_for_speed(rig: FaultRig) -> None:
 def diagnostics_counters(rig: FaultRig, timeout: float = 5.0) -> Dict[str, int]:
     """Return the node's cumulative halt, failure and clamp counters from a fresh /diagnostics."""
     mark = rig.diagnostics.mark()
-    msg = rig.diagnostics.wait_for(since=mark, timeout=timeout).msg
+    mine = rig.h.target  # /diagnostics is global: other nodes on the domain publish there too
+    msg = rig.diagnostics.wait_for(lambda m: any(s.hardware_id == mine for s in m.status),
+                                   since=mark, timeout=timeout).msg
+    status = next(s for s in msg.status if s.hardware_id == mine)
     out = {}
-    for kv in msg.status[0].values:
+    for kv in status.values:
         if kv.key.startswith(('halts: ', 'policy failures: ', 'safety interventions: ')) or \
                 kv.key in ('decisions', 'frames used'):
             out[kv.key] = int(kv.value)
