@@ -151,16 +151,16 @@ def seeds(name: str) -> list:
 
 def _bag_seeds() -> list:
     try:
-        from rt2_ros.bags import synthetic
+        from rt2_ros.bags.synthetic import SessionSpec, write_session
     except ImportError:
         return []
     folder = Path(tempfile.mkdtemp(prefix='rt2-fuzz-seed-'))
-    try:
-        synthetic.write_session(folder / 'bag', seconds=0.3, rate_hz=5.0)
-    except (AttributeError, TypeError):
-        return []
-    return [p.read_bytes() for p in (folder / 'bag').iterdir()
-            if p.suffix in ('.mcap', '.db3') and p.stat().st_size < 200_000]
+    out = []
+    for storage in ('mcap', 'sqlite3'):
+        write_session(folder / storage, SessionSpec(duration_s=0.3), storage=storage)
+        out += [p.read_bytes() for p in (folder / storage).iterdir()
+                if p.suffix in ('.mcap', '.db3')]
+    return out
 
 
 def main(argv=None) -> int:
