@@ -20,7 +20,7 @@ from rt2_ros.bags.errors import BagError
 from rt2_ros.bags.reader import BagReader
 from rt2_ros.bags.synthetic import SessionSpec, write_session
 
-EXAMPLES = int(os.environ.get('RT2_FUZZ_EXAMPLES', '60'))
+EXAMPLES = int(os.environ.get('RT2_FUZZ_EXAMPLES', '40'))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow,
                                        HealthCheck.function_scoped_fixture])

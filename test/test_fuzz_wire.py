@@ -30,7 +30,7 @@ from rt2_ros.policy.wire import (
 SERVER_BYTES = 16 << 20  # rt2 serve's default --max-body-mb
 SERVER_LIMITS = WireLimits(max_message_bytes=SERVER_BYTES, max_array_bytes=SERVER_BYTES,
                            max_total_array_bytes=SERVER_BYTES)
-FUZZ = settings(max_examples=int(os.environ.get('RT2_FUZZ_EXAMPLES', '300')), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get('RT2_FUZZ_EXAMPLES', '150')), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 DTYPES = sorted(ALLOWED_DTYPES)[:12] + [

@@ -41,7 +41,7 @@ MAX_BODY_MB = 2
 MAX_PIXELS = 256 * 256
 IMAGE = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
 OBS = Observation(image=IMAGE, instruction='pick up the rock')
-EXAMPLES = int(os.environ.get('RT2_FUZZ_EXAMPLES', '60'))
+EXAMPLES = int(os.environ.get('RT2_FUZZ_EXAMPLES', '40'))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 CLIENT_ERRORS = {400, 404, 413, 422}
