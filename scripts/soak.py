@@ -12,7 +12,8 @@ average. Prints a table as it goes and a summary at the end; writes everything a
     ROS_DOMAIN_ID=42 .venv/bin/python scripts/soak.py --duration 1800 --out soak.json
     ROS_DOMAIN_ID=42 .venv/bin/python scripts/soak.py --duration 60 --model /path/to/ckpt
 
-Growth is measured from the end of the warm-up (first-use allocations: model, buffers, DDS
+Growth is measured on each process's anonymous memory (RssAnon: heap and stacks; VmRSS is
+reported too) from the end of the warm-up (first-use allocations: model, buffers, DDS
 discovery) to the end of the run. test_soak.py runs it for ~25 s and bounds growth and the
 decision rate.
 """
@@ -36,13 +37,22 @@ NAMESPACE = '/rt2_soak'  # its own, so tests on the same ROS domain do not mix w
 
 
 def proc_status(pid: int) -> Dict[str, float]:
-    """Return rss_mb and threads of a process from /proc (NaN when it is gone)."""
-    out = {'rss_mb': float('nan'), 'threads': float('nan')}
+    """
+    Return memory and threads of a process from /proc (NaN when it is gone).
+
+    rss_mb is VmRSS; anon_mb is RssAnon, the process's own heap and stacks - the figure a leak
+    grows. VmRSS also counts shared-library pages, which the kernel drops and reloads as other
+    processes need memory (a 25 MB step down in every process on a busy machine), so growth is
+    judged on anon_mb.
+    """
+    out = {'rss_mb': float('nan'), 'anon_mb': float('nan'), 'threads': float('nan')}
+    fields = {'VmRSS:': 'rss_mb', 'RssAnon:': 'anon_mb'}
     try:
         for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-            if line.startswith('VmRSS:'):
-                out['rss_mb'] = int(line.split()[1]) / 1024.0
-            elif line.startswith('Threads:'):
+            key = line.split(':', 1)[0] + ':'
+            if key in fields:
+                out[fields[key]] = int(line.split()[1]) / 1024.0
+            elif key == 'Threads:':
                 out['threads'] = int(line.split()[1])
     except OSError:
         pass
@@ -54,6 +64,7 @@ class Sample:
     t: float
     load1: float
     rss_mb: Dict[str, float]
+    anon_mb: Dict[str, float]
     threads: Dict[str, float]
     decisions: int
     rate_hz: float
@@ -169,7 +180,7 @@ def run_soak(duration: float, interval: float = 5.0, warmup: float = 20.0,
             next_sample = started + interval
             window_start = started
             printer(f'{"t (s)":>7} {"load":>5} ' + ' '.join(
-                f'{name + " MB":>16} {"thr":>4}' for name in processes) +
+                f'{name + " anon/RSS MB":>24} {"thr":>4}' for name in processes) +
                 f' {"decisions/s":>11} {"episodes":>8}  state')
             seen_terminations = terminated.mark()
             while time.monotonic() - started < duration:
@@ -184,14 +195,15 @@ def run_soak(duration: float, interval: float = 5.0, warmup: float = 20.0,
                     sample = Sample(
                         t=round(now - started, 2), load1=os.getloadavg()[0],
                         rss_mb={n: s['rss_mb'] for n, s in status.items()},
+                        anon_mb={n: s['anon_mb'] for n, s in status.items()},
                         threads={n: s['threads'] for n, s in status.items()},
                         decisions=decisions, rate_hz=decisions / (now - window_start),
                         episodes=seed[0] + 1, halts=_halts(diagnostics),
                         state=state.last().data if state.last() else '')
                     report.samples.append(sample)
                     printer(f'{sample.t:7.0f} {sample.load1:5.2f} ' + ' '.join(
-                        f'{sample.rss_mb[n]:16.1f} {sample.threads[n]:4.0f}'
-                        for n in processes) +
+                        f'{sample.anon_mb[n]:15.1f}/{sample.rss_mb[n]:8.1f} '
+                        f'{sample.threads[n]:4.0f}' for n in processes) +
                         f' {sample.rate_hz:11.2f} {sample.episodes:8d}  {sample.state}')
                     window_start = now
                     next_sample += interval
@@ -221,11 +233,13 @@ def summarize(report: SoakReport, names: List[str], total_decisions: int) -> Dic
     steady = [s for s in report.samples if s.t >= report.warmup_s] or report.samples[-1:]
     out: Dict[str, Any] = {'decisions': total_decisions, 'samples': len(report.samples)}
     for name in names:
-        first, last = steady[0].rss_mb[name], steady[-1].rss_mb[name]
+        first, last = steady[0].anon_mb[name], steady[-1].anon_mb[name]
         span_h = max(steady[-1].t - steady[0].t, 1e-9) / 3600.0
         out[name] = {
-            'rss_start_mb': first, 'rss_end_mb': last, 'rss_growth_mb': last - first,
-            'rss_growth_mb_per_hour': (last - first) / span_h if len(steady) > 1 else 0.0,
+            'anon_start_mb': first, 'anon_end_mb': last, 'anon_growth_mb': last - first,
+            'anon_growth_mb_per_hour': (last - first) / span_h if len(steady) > 1 else 0.0,
+            'anon_max_mb': max(s.anon_mb[name] for s in report.samples),
+            'rss_start_mb': steady[0].rss_mb[name], 'rss_end_mb': steady[-1].rss_mb[name],
             'rss_max_mb': max(s.rss_mb[name] for s in report.samples),
             'threads_min': min(s.threads[name] for s in steady),
             'threads_max': max(s.threads[name] for s in steady),
@@ -244,13 +258,14 @@ def print_summary(report: SoakReport, printer: Any = print) -> None:
     s = report.summary
     printer(f'\nsoak {report.duration_s:.0f} s (growth measured after {report.warmup_s:.0f} s '
             f'of warm-up), model {report.model}')
-    printer(f'{"process":16} {"RSS start":>10} {"RSS end":>9} {"growth":>8} {"MB/h":>8} '
-            f'{"max":>7} {"threads":>9}')
+    printer(f'{"process":16} {"anon start":>10} {"anon end":>9} {"growth":>8} {"MB/h":>8} '
+            f'{"RSS start":>10} {"RSS end":>8} {"threads":>9}  (MB)')
     for name in ('rt2 serve', 'rt2_sim', 'rt2_controller'):
         p = s[name]
-        printer(f'{name:16} {p["rss_start_mb"]:10.1f} {p["rss_end_mb"]:9.1f} '
-                f'{p["rss_growth_mb"]:+8.1f} {p["rss_growth_mb_per_hour"]:+8.1f} '
-                f'{p["rss_max_mb"]:7.1f} {p["threads_min"]:4.0f}-{p["threads_max"]:<4.0f}')
+        printer(f'{name:16} {p["anon_start_mb"]:10.1f} {p["anon_end_mb"]:9.1f} '
+                f'{p["anon_growth_mb"]:+8.1f} {p["anon_growth_mb_per_hour"]:+8.1f} '
+                f'{p["rss_start_mb"]:10.1f} {p["rss_end_mb"]:8.1f} '
+                f'{p["threads_min"]:4.0f}-{p["threads_max"]:<4.0f}')
     r = s['rate_hz']
     printer(f'decision rate: median {r["median"]:.2f} Hz, min {r["min"]:.2f}, max {r["max"]:.2f}'
             f' ({s["decisions"]} decisions, {s["episodes"]} episodes); halts {s["halts"]}')

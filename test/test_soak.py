@@ -32,11 +32,11 @@ def test_short_soak_has_bounded_memory_constant_threads_and_a_steady_decision_ra
     assert not summary['traceback_in_logs']
     for name in ('rt2 serve', 'rt2_sim', 'rt2_controller'):
         process = summary[name]
-        assert process['rss_growth_mb'] < 15.0, (name, process)
+        assert process['anon_growth_mb'] < 15.0, (name, process)
         assert process['threads_max'] - process['threads_min'] <= 2, (name, process)
     steady = [s for s in report.samples if s.t >= report.warmup_s]
     assert len(steady) >= 5
     rates = [s.rate_hz for s in steady]
-    assert min(rates) >= 1.5, rates  # nominal 3 Hz; a stall or a halt loop shows here
-    assert summary['rate_hz']['median'] >= 2.4, rates
+    assert min(rates) >= 1.0, rates  # nominal 3 Hz; a stall or a halt loop shows here
+    assert summary['rate_hz']['median'] >= 2.0, rates
     assert not summary['halts'] or set(summary['halts']) <= {'stale_image'}, summary['halts']
