@@ -19,6 +19,7 @@ decision rate.
 """
 import argparse
 from dataclasses import asdict, dataclass, field
+import functools
 import json
 import os
 from pathlib import Path
@@ -129,7 +130,7 @@ def _halts(diagnostics: Any) -> Dict[str, int]:
 
 def run_soak(duration: float, interval: float = 5.0, warmup: float = 20.0,
              model: Optional[str] = None, image_size: int = 96,
-             printer: Any = print) -> SoakReport:
+             printer: Any = functools.partial(print, flush=True)) -> SoakReport:
     """Run the closed loop for duration seconds; return the samples and a summary."""
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')

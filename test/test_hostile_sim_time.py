@@ -121,3 +121,20 @@ def test_sim_time_jumping_back_halts_and_drives_on_the_new_timeline(rig):
     result = rig.assert_halt('clock', jumped, marks)
     print(f'sim time jumped back 60 s: ~/state halting {result["state_ms"]:.1f} ms after')
     rig.wait_moving()
+
+
+def test_held_time_is_no_fault_with_the_watchdog_off(rig):
+    """Lockstep harnesses (rt2 bag replay-test) hold sim time during a policy call on purpose."""
+    assert rig.h.set_parameters({'watchdog.clock_timeout_s': 0.0})[0].successful
+    try:
+        rig.moving()
+        marks = rig.marks()
+        rig.clock.pause()
+        with pytest.raises(TimeoutError):
+            rig.state.wait_for(lambda m: m.data.startswith('halting'), since=marks['state'],
+                               timeout=0.5)
+        rig.clock.resume()
+        rig.wait_moving()
+        assert not [m for m in rig.state.messages(marks['state']) if 'halting' in m.data]
+    finally:
+        assert rig.h.set_parameters({'watchdog.clock_timeout_s': 0.06})[0].successful

@@ -49,7 +49,7 @@ class CoreConfig:
     in-flight request older than this halts with policy_timeout even if the backend never
     returns. max_result_age_s: drop results whose image is older than this at arrival (0 = off).
     clock_timeout_s: the node clock standing still this long on the wall clock (sim time paused)
-    halts with cause `clock` (the node's wall-clock watchdog applies it).
+    halts with cause `clock` (the node's wall-clock watchdog applies it; 0 = off).
     """
 
     control_period_s: float = 0.02

@@ -524,7 +524,8 @@ class ControllerNode(LifecycleNode):
         if now != seen:
             self._clock_seen = (now, wall)
             return
-        if wall - since > core.config.clock_timeout_s:
+        timeout = core.config.clock_timeout_s
+        if timeout > 0 and wall - since > timeout:  # 0: time is held on purpose (lockstep)
             self._publish_tick(core.clock_stalled(now, wall - since))
 
     def _publish_tick(self, out: TickOutput) -> None:

@@ -98,7 +98,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
       0.0, 60.0, live=True),
     P('watchdog.clock_timeout_s', 0.06,
       'With use_sim_time: halt when sim time stands still this long on the wall clock '
-      '(publish /clock faster than this)', 's', 0.01, 60.0, live=True),
+      '(publish /clock faster than this); 0 = off, for lockstep harnesses that hold time',
+      's', 0.0, 60.0, live=True),
     P('output.mode', 'twist',
       'twist: TwistStamped velocities on servo/delta_twist_cmds (MoveIt Servo); pose: '
       'PoseStamped targets on target_pose', choices=('twist', 'pose')),
