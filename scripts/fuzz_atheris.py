@@ -3,7 +3,8 @@
 Coverage-guided fuzzing (atheris / libFuzzer) of every parser that reads untrusted bytes.
 
 Targets: json_numpy and msgpack (rt2 serve requests, server replies), text_action (model text,
-rt2 and rt1_mobile), token_ids (OpenVLA ids), image (JPEG/PNG data URLs, chat requests),
+rt2 and rt1_mobile), token_ids (OpenVLA ids), image (JPEG/PNG data URLs of chat requests and
+the controller's compressed camera frames),
 bag (rosbag2 MCAP/sqlite3 files: the replay and evaluation tools), or all (the first input byte
 picks one). An input may only produce a value or the parser's typed error; anything else is
 a crash that libFuzzer reports with the input that caused it. Memory and time per input are
@@ -36,6 +37,7 @@ def build_targets():
 
     with atheris.instrument_imports(include=['rt2_ros']):
         from rt2_ros.actions import ActionDecodeError, load_action_space, make_codec
+        from rt2_ros.controller.images import compressed_to_rgb, ImageConversionError
         from rt2_ros.policy.image_codec import decode_data_url
         from rt2_ros.policy.wire import json_numpy_loads, msgpack_numpy_loads, WireFormatError
 
@@ -81,8 +83,13 @@ def build_targets():
         try:
             decoded = decode_data_url(url, max_pixels=4096 * 4096)
         except WireFormatError:
-            return
-        assert decoded.dtype == np.uint8 and decoded.ndim == 3 and decoded.shape[2] == 3
+            decoded = None
+        if decoded is not None:
+            assert decoded.dtype == np.uint8 and decoded.ndim == 3 and decoded.shape[2] == 3
+        try:  # the controller's camera/image_raw/compressed path
+            compressed_to_rgb(kind, data)
+        except ImageConversionError:
+            pass
 
     targets = {'json_numpy': json_numpy, 'msgpack': msgpack_target, 'text_action': text_action,
                'token_ids': token_ids, 'image': image}

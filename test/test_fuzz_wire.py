@@ -7,7 +7,8 @@ dtype, shape, byte count or nesting is then broken) rather than random bytes onl
 those reach the checks that matter; every example's allocation peak is measured with
 tracemalloc and bounded relative to its size. The amplification tests are the worst cases
 found: messages at the server's 16 MB body limit built to make the parser allocate as many
-objects as possible (they used to cost 0.4-1.2 GB and 20 s of CPU before being refused).
+objects as possible (they used to cost 0.4-1.2 GB and 20 s of CPU before being refused), and
+image bombs for `rt2 serve`'s data URLs and the controller's compressed camera topic.
 
 Longer runs: `RT2_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest test/test_fuzz_*.py`, and
 coverage-guided: scripts/fuzz_atheris.py.
@@ -182,16 +183,44 @@ def test_a_legitimate_message_at_the_limit_still_decodes():
     assert msgpack_numpy_loads(packed, SERVER_LIMITS)['state'].shape == (100, 8)
 
 
-@pytest.mark.parametrize('png', [
+def _jpeg_declaring(width, height):
+    import cv2
+    data = bytearray(cv2.imencode('.jpg', np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    sof = data.find(b'\xff\xc0')
+    data[sof + 5:sof + 9] = height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+    return bytes(data)
+
+
+BOMBS = {
     # found by scripts/fuzz_atheris.py: an IDAT claiming 1.6 GB (cost 1.6 GB and 7 s in OpenCV)
-    base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isX18iOklEQVRCYII='),
+    'png_chunk_longer_than_data': base64.b64decode(
+        'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isX18iOklEQVRCYII='),
     # no IDAT before IEND, then bytes OpenCV reads as a 3.9 GB chunk
-    base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isAAAAAElFTkSuQmCC6urq6urq6g=='),
-], ids=['chunk_longer_than_data', 'data_after_iend'])
-def test_png_chunk_bombs_are_refused_before_opencv_allocates(png):
+    'png_data_after_iend': base64.b64decode(
+        'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isAAAAAElFTkSuQmCC6urq6urq6g=='),
+    # 600 bytes declaring 30000x30000 pixels: OpenCV allocated 5 GB and decoded for 52 s
+    'jpeg_30000x30000': _jpeg_declaring(30000, 30000),
+    'jpeg_9000x9000': _jpeg_declaring(9000, 9000),
+}
+
+
+def _decode_data_url(data):
     from rt2_ros.policy.image_codec import decode_data_url
-    url = 'data:image/png;base64,' + base64.b64encode(png).decode()
+    kind = 'png' if data.startswith(b'\x89PNG') else 'jpeg'
+    return decode_data_url(f'data:image/{kind};base64,' + base64.b64encode(data).decode())
+
+
+def _decode_camera_frame(data):
+    from rt2_ros.controller.images import compressed_to_rgb
+    return compressed_to_rgb('png' if data.startswith(b'\x89PNG') else 'jpeg', data)
+
+
+@pytest.mark.parametrize('name', sorted(BOMBS))
+@pytest.mark.parametrize('decode', [_decode_data_url, _decode_camera_frame],
+                         ids=['rt2_serve_data_url', 'controller_compressed_camera'])
+def test_image_bombs_are_refused_before_opencv_allocates(name, decode):
+    from rt2_ros.controller.images import ImageConversionError
     start = time.perf_counter()
-    with pytest.raises(WireFormatError, match='PNG'):
-        decode_data_url(url)
+    with pytest.raises((WireFormatError, ImageConversionError)):
+        decode(BOMBS[name])
     assert time.perf_counter() - start < 0.5
