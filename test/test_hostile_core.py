@@ -1,9 +1,16 @@
 """
-The controller core against hostile clocks: camera stamps far ahead or behind, sim time paused.
+The controller core against hostile clocks and sensors (camera stamps, sim time, a NaN pose).
+
+Camera stamps far ahead or behind, sim time paused or jumping back, a broken end-effector pose.
 
 Fake clock, no ROS: what the node does with these faults over DDS is in test_hostile_node.py and
 test_hostile_sim_time.py; here each rule is pinned down tick by tick.
 """
+import numpy as np
+import pytest
+from rt2_ros.controller.safety import (
+    CommandRejected, MotionCommand, PoseSample, SafetyLimits, SafetyStage,
+)
 from rt2_ros.controller.state import State
 from test_controller_core import _action, _reply, _started, DT
 
@@ -122,3 +129,20 @@ def test_clock_halt_waits_for_reset_without_auto_resume():
     assert ok
     _serve(core, loop, 0.3)
     assert core.machine.state == State.RUNNING
+
+
+@pytest.mark.parametrize('position, orientation', [
+    ([float('nan'), 0.5, 0.5], [0, 0, 0, 1]),
+    ([0.5, float('inf'), 0.5], [0, 0, 0, 1]),
+    ([0.5, 0.5, 0.5], [float('nan'), 0, 0, 1]),
+    ([0.5, 0.5, 0.5], [0, 0, 0, 0]),
+], ids=['nan_position', 'inf_position', 'nan_orientation', 'zero_quaternion'])
+def test_a_broken_pose_is_an_unknown_pose_for_the_workspace_and_pose_mode(position, orientation):
+    """A NaN position compared false with every wall: it let any motion through the box."""
+    safety = SafetyStage(SafetyLimits(workspace_min=(0, 0, 0), workspace_max=(1, 1, 1)))
+    pose = PoseSample(np.array(position, float), np.array(orientation, float), 10.0)
+    command = safety.check(MotionCommand(linear=np.array([0.05, 0.0, 0.0])), 10.0, pose)
+    assert np.all(command.linear == 0.0) and 'no_pose' in command.interventions
+    with pytest.raises(CommandRejected):
+        safety.check_pose_target(np.array([0.5, 0.5, 0.5]), np.array([0, 0, 0, 1.0]), 10.0,
+                                 pose)
