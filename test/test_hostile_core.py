@@ -146,3 +146,14 @@ def test_a_broken_pose_is_an_unknown_pose_for_the_workspace_and_pose_mode(positi
     with pytest.raises(CommandRejected):
         safety.check_pose_target(np.array([0.5, 0.5, 0.5]), np.array([0, 0, 0, 1.0]), 10.0,
                                  pose)
+
+
+def test_a_pose_stamped_far_ahead_of_the_clock_is_not_fresh():
+    """Else a driver whose clock runs ahead keeps its last pose 'fresh' after it died."""
+    safety = SafetyStage(SafetyLimits(workspace_min=(0, 0, 0), workspace_max=(1, 1, 1),
+                                      pose_timeout_s=0.5))
+    ahead = PoseSample(np.array([0.5, 0.5, 0.5]), np.array([0, 0, 0, 1.0]), 110.0)
+    assert not safety.pose_is_fresh(ahead, 10.0)
+    assert safety.pose_is_fresh(ahead, 109.8)
+    command = safety.check(MotionCommand(linear=np.array([0.05, 0.0, 0.0])), 10.0, ahead)
+    assert np.all(command.linear == 0.0)

@@ -194,6 +194,30 @@ def test_publishers_restarting(rig):
     rig.wait_moving()
 
 
+def test_a_broken_end_effector_pose_never_lets_motion_through_the_workspace_box(rig):
+    """A NaN ee_pose compared false with every wall of the box; it must count as no pose."""
+    inside = [0.4, 0.0, 0.3]
+    rig.moving()
+    rig.h.start_pose_stream(lambda: inside, rate_hz=50)
+    box = {'limits.workspace_min': [0.0, -0.5, 0.0], 'limits.workspace_max': [1.0, 0.5, 1.0]}
+    assert all(r.successful for r in rig.h.set_parameters(box))
+    try:
+        rig.wait_moving()  # a good pose inside the box: the arm moves
+        since = rig.twists.mark()
+        broken = time.time()
+        rig.h.start_pose_stream(lambda: [float('nan'), 0.0, 0.3], rate_hz=50)
+        rig._observe_until(broken + rig.budget + 0.6)
+        late = [i for i in rig.twists.items(since)
+                if i.wall > broken + rig.budget and is_moving(i.msg)]
+        assert not late, f'{len(late)} motion commands with a NaN end-effector pose'
+        rig.h.start_pose_stream(lambda: inside, rate_hz=50)
+        rig.wait_moving()
+    finally:
+        rig.h.stop_pose_stream()
+        assert all(r.successful for r in rig.h.set_parameters(
+            {'limits.workspace_min': [], 'limits.workspace_max': []}))
+
+
 def _bool_type():
     from std_msgs.msg import Bool
     return Bool

@@ -191,9 +191,12 @@ class SafetyStage:
 
         A NaN position compares false with every wall, so it used to let any motion through the
         workspace box, and in pose mode it made the target NaN; a broken driver's pose is an
-        unknown pose.
+        unknown pose. The stamp must be within pose_timeout_s on both sides of the clock: a
+        driver whose clock runs ahead would otherwise keep its last pose "fresh" long after it
+        died.
         """
-        if pose is None or not now - pose.stamp <= self._limits.pose_timeout_s:
+        timeout = self._limits.pose_timeout_s
+        if pose is None or not -timeout <= now - pose.stamp <= timeout:
             return False
         position = np.asarray(pose.position, dtype=np.float64)
         orientation = np.asarray(pose.orientation, dtype=np.float64)
