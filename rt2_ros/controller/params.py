@@ -91,8 +91,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
       'Halt when the newest image header stamp is older than this or this far ahead of the '
       'clock, or no image arrived for this long', 's', 0.01, 60.0, live=True),
     P('watchdog.pose_timeout_s', 0.5,
-      'An ee_pose older than this is unknown (no motion when a workspace is set)', 's', 0.01,
-      60.0, live=True),
+      'An ee_pose older than this (or this far ahead, or not finite) is unknown (no motion when a '
+      'workspace is set)', 's', 0.01, 60.0, live=True),
     P('watchdog.policy_grace_s', 0.5,
       'Extra time over policy.timeout_s before a hung request halts with policy_timeout', 's',
       0.0, 60.0, live=True),
