@@ -112,11 +112,12 @@ def test_launch_file_is_consistent_with_the_node_and_the_package(path, monkeypat
                 if _kind(o) == 'DeclareLaunchArgument'}
     used = {o.args[0] for o in objects if _kind(o) == 'LaunchConfiguration'}
     assert used <= declared, f'arguments used but not declared: {used - declared}'
-    for name in ('namespace', 'params_file', 'policy_backend', 'policy_url', 'action_space',
-                 'use_sim_time'):
-        assert name in declared, name
     nodes = [o for o in objects if _kind(o) in ('Node', 'LifecycleNode')]
     assert nodes
+    required = {'namespace', 'use_sim_time'}
+    if any(node.kwargs.get('executable') == 'rt2_controller' for node in nodes):
+        required |= {'params_file', 'policy_backend', 'policy_url', 'action_space'}
+    assert required <= declared, f'launch arguments missing: {required - declared}'
     scripts = _console_scripts()
     for node in nodes:
         assert node.kwargs['package'] == 'rt2_ros'
