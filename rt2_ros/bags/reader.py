@@ -10,6 +10,7 @@ line saying what is wrong, instead of a traceback from three libraries down.
 """
 from dataclasses import dataclass
 from pathlib import Path
+import struct
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from rt2_ros.bags.errors import BagError
@@ -79,9 +80,28 @@ def distro_for(version: Optional[int], declared: Optional[str]) -> Tuple[str, st
     return DEFAULT_DISTRO, 'no metadata'
 
 
+MAX_METADATA_BYTES = 16 << 20
+
+
 def _load_metadata(path: Path) -> Dict[str, Any]:
+    """
+    Read metadata.yaml, refusing YAML aliases and oversized files.
+
+    rosbag2 never writes anchors or aliases; a bag from elsewhere that uses them can expand to
+    billions of entries (`a: &a [x, x]`, `b: &b [*a, *a]`, ...) - cheap to parse, but anything
+    that walks or prints the result hangs (a 1 kB file made `relative_file_paths` 10^9 long).
+    """
+    file = path / 'metadata.yaml'
     try:
-        data = yaml.safe_load((path / 'metadata.yaml').read_text(encoding='utf-8'))
+        if file.stat().st_size > MAX_METADATA_BYTES:
+            raise BagError('corrupt', f'{file} is larger than {MAX_METADATA_BYTES} bytes; not '
+                           'rosbag2 metadata')
+        text = file.read_text(encoding='utf-8')
+        if any(isinstance(event, yaml.AliasEvent)
+               for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise BagError('corrupt', f'{file} uses YAML aliases, which rosbag2 never writes; '
+                           'refusing it')
+        data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BagError('corrupt', f'{path}/metadata.yaml cannot be read: '
                        f'{str(exc).splitlines()[0]}') from None
@@ -89,6 +109,10 @@ def _load_metadata(path: Path) -> Dict[str, Any]:
     if not isinstance(info, dict):
         raise BagError('not_a_bag', f'{path}/metadata.yaml is not rosbag2 metadata '
                        '(no rosbag2_bagfile_information)')
+    files = info.get('relative_file_paths') or []
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise BagError('corrupt', f'{path}/metadata.yaml: relative_file_paths must be a list of '
+                       'file names')
     return info
 
 
@@ -111,10 +135,18 @@ class BagReader:
         try:
             self._build_topics()
             declared = self.metadata.get('ros_distro') or self._reader.ros_distro
+            if not isinstance(declared, str):
+                declared = None
             self.distro, self.distro_reason = distro_for(self.metadata.get('version'), declared)
             if distro is not None:
                 self.distro, self.distro_reason = distro, 'given'
             self._typestore = self._build_typestore()
+        except BagError:
+            self.close()
+            raise
+        except _storage_failures() as exc:  # what a corrupt file's tables or records held
+            self.close()
+            raise BagError('corrupt', f'{self.target} has corrupt topic records: {exc}') from None
         except BaseException:
             self.close()
             raise
@@ -192,14 +224,20 @@ class BagReader:
             self._reader.open()
         except ReaderError as exc:
             raise _storage_error(self.target, self.storage, exc) from None
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        except _storage_failures() as exc:
             raise BagError('corrupt', f'{self.target} cannot be opened: {exc}') from None
+        except MemoryError:  # a record's size field claims more than memory holds
+            raise BagError('corrupt', f'{self.target} cannot be opened: a record claims an '
+                           'impossible size') from None
 
     def _build_topics(self) -> None:
         topics: Dict[str, TopicInfo] = {}
         self._connections: Dict[str, list] = {}
         for connection in self._reader.connections:
             from rosbags.interfaces import MessageDefinitionFormat
+            if not (isinstance(connection.topic, str) and isinstance(connection.msgtype, str)):
+                raise BagError('corrupt', f'{self.target} has a topic record without a name or '
+                               'type')
             defined = connection.msgdef.format != MessageDefinitionFormat.NONE
             qos = from_rosbags(getattr(connection.ext, 'offered_qos_profiles', ()) or ())
             known = topics.get(connection.topic)
@@ -321,8 +359,11 @@ class BagReader:
                                  connection.msgtype)
         except ReaderError as exc:
             raise _storage_error(self.target, self.storage, exc) from None
-        except (OSError, ValueError, IndexError) as exc:
+        except _storage_failures() as exc:
             raise BagError('corrupt', f'{self.target} cannot be read to the end: {exc}') from None
+        except MemoryError:
+            raise BagError('corrupt', f'{self.target} cannot be read to the end: a record claims '
+                           'an impossible size') from None
 
     def deserialize(self, message: BagMessage) -> Any:
         """Decode a message with the bag's (or the distro's) definition of its type."""
@@ -368,6 +409,25 @@ class BagReader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _storage_failures() -> Tuple[type, ...]:
+    """
+    Exceptions the storage libraries raise on a corrupt file besides ReaderError.
+
+    rosbags trusts the size and offset fields of an MCAP file and lets sqlite (through apsw)
+    report a malformed database as its own error type; fuzzing mutated bags produced each of
+    these. They all mean the same to a user: the file is corrupt.
+    """
+    import sqlite3
+    kinds = [OSError, ValueError, KeyError, IndexError, TypeError, OverflowError, EOFError,
+             struct.error, sqlite3.Error]
+    try:
+        import apsw
+        kinds.append(apsw.Error)
+    except ImportError:
+        pass
+    return tuple(kinds)
 
 
 def _storage_error(target: Path, storage: str, exc: Exception) -> BagError:

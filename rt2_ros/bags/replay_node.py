@@ -54,6 +54,7 @@ FORCED_PARAMS = {
     'policy.connect_timeout_s': 10.0, 'inference.latency_aware': False,
     'inference.max_in_flight': 1, 'viz.annotated_image': False, 'viz.rate_hz': 0.0,
     'diagnostics.period_s': 0.1,
+    'watchdog.clock_timeout_s': 0.0,  # simulated time stands still on purpose during a call
 }
 WARMUP_S = 1.0
 STARTUP_TIMEOUT_S = 60.0

@@ -200,7 +200,22 @@ class SafetyStage:
                     self._counts[cause] = self._counts.get(cause, 0) + 1
 
     def pose_is_fresh(self, pose: Optional[PoseSample], now: float) -> bool:
-        return pose is not None and now - pose.stamp <= self._limits.pose_timeout_s
+        """
+        Tell whether the measured pose is usable: recent, finite, a real orientation.
+
+        A NaN position compares false with every wall, so it used to let any motion through the
+        workspace box, and in pose mode it made the target NaN; a broken driver's pose is an
+        unknown pose. The stamp must be within pose_timeout_s on both sides of the clock: a
+        driver whose clock runs ahead would otherwise keep its last pose "fresh" long after it
+        died.
+        """
+        timeout = self._limits.pose_timeout_s
+        if pose is None or not -timeout <= now - pose.stamp <= timeout:
+            return False
+        position = np.asarray(pose.position, dtype=np.float64)
+        orientation = np.asarray(pose.orientation, dtype=np.float64)
+        return bool(np.all(np.isfinite(position)) and np.all(np.isfinite(orientation))
+                    and np.linalg.norm(orientation) > 1e-9)
 
     def stop_command(self) -> SafeCommand:
         """All-zero motion that keeps the gripper where it is (no gripper target)."""
