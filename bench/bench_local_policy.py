@@ -4,7 +4,9 @@ Latency of the local backend on this machine: model load, one decision, batched 
 Builds a tiny random checkpoint of the requested size (rt2 make-tiny-vla recipe) in a temporary
 directory, then times LocalTransformersPolicy. Run:
     .venv/bin/python bench/bench_local_policy.py --space rt2 --hidden 128 --layers 4
-Prints one JSON object; medians and 90th percentiles in milliseconds.
+Prints one JSON object; medians and 90th percentiles in milliseconds. `decision_cpu` is the
+process CPU time per decision: with --threads 1 it is what the wall time would be on an idle
+core, a figure that does not depend on what else the machine is running.
 """
 import argparse
 import json
@@ -72,9 +74,11 @@ def main(argv=None) -> int:
                         for _ in range(args.batch)]
         for _ in range(3):
             policy.infer(observations[0])
-        single, inference, tokens = [], [], []
+        single, inference, tokens, cpu = [], [], [], []
         for i in range(args.repeats):
+            cpu_start = time.process_time()
             result = policy.infer(observations[i % len(observations)])
+            cpu.append(time.process_time() - cpu_start)
             single.append(result.timing.request_s)
             inference.append(result.timing.inference_s)
             raw = result.raw
@@ -92,7 +96,8 @@ def main(argv=None) -> int:
             'decoder': policy.info()['decoder'], 'load_s': round(load_s, 3),
             'image_tokens': policy.processor.image_seq_length
             if hasattr(policy.processor, 'image_seq_length') else None,
-            'decision': _percentiles(single), 'inference': _percentiles(inference),
+            'decision': _percentiles(single), 'decision_cpu': _percentiles(cpu),
+            'inference': _percentiles(inference),
             'action_tokens_median': statistics.median(tokens),
             f'batch_{args.batch}': _percentiles(batched),
             'batch_per_item_ms': round(1000 * statistics.median(batched) / args.batch, 2),

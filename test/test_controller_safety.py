@@ -160,3 +160,21 @@ def test_only_the_actuator_module_publishes_to_actuator_topics():
         if path.name != 'actuators.py' and 'create_publisher(Twist' in text.replace(' ', ''):
             offenders.append(f'{path.name}: Twist publisher')
     assert not offenders
+
+
+def test_listeners_see_each_check_before_and_after_and_cannot_break_it():
+    stage = SafetyStage(SafetyLimits(max_linear_speed=0.1, max_angular_speed=0.5))
+    seen = []
+    stage.add_listener(lambda now, proposed, safe: seen.append((now, proposed, safe)))
+    stage.add_listener(lambda now, proposed, safe: 1 / 0)  # a broken observer
+    proposal = _cmd(linear=(0.3, 0.0, 0.4))
+    first = stage.check(proposal, now=1.5)
+    second = stage.check(_cmd(linear=(0.01, 0.0, 0.0)), now=1.52)
+    assert [s[0] for s in seen] == [1.5, 1.52]
+    assert seen[0][1] is proposal and seen[0][2] is first
+    assert np.allclose(first.linear, [0.06, 0.0, 0.08])
+    assert first.interventions == ('linear_speed',)
+    assert np.allclose(second.linear, [0.01, 0.0, 0.0])
+    with pytest.raises(CommandRejected):
+        stage.check(_cmd(linear=(math.nan, 0, 0)), now=2.0)
+    assert len(seen) == 2  # rejected commands never reach listeners

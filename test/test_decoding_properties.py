@@ -15,7 +15,7 @@ from rt2_ros.decoding.automaton import (
     action_automaton, LazyRegexAutomaton, PLAN_TEXT_REGEX, regex_automaton, text_action_regex,
     TokenAutomaton, VocabTrie,
 )
-from rt2_ros.decoding.regex_dfa import CharDfa
+from rt2_ros.decoding.regex_dfa import CharDfa, ConstraintError
 
 EOS = 0
 TEXT_SPACES = ['rt2', 'rt1_mobile']
@@ -201,3 +201,14 @@ def test_huge_regex_automata_are_explored_lazily_and_still_sound(vocab, data):
 @lru_cache(maxsize=8)
 def _lazy(pattern, vocab):
     return regex_automaton(pattern, vocab, [EOS], max_states=64, max_edges=2000)
+
+
+@pytest.mark.parametrize('pattern,message', [
+    ('a{1000000000}', 'too large'), ('((a{100}){100}){100}', 'too large'),
+    (r'(a)\1', 'back references'), ('a(?=b)', 'look'), ('(?>a)b', 'atomic'), ('a++', 'possess'),
+    ('a^b', 'anchors'), ('[', 'invalid regex'),
+])
+def test_unsupported_or_pathological_regexes_fail_fast_with_a_reason(pattern, message):
+    with pytest.raises(ConstraintError, match=message):
+        CharDfa(pattern)
+    assert CharDfa('(?:){1000000000}a').fullmatch('a')

@@ -192,9 +192,33 @@ def test_missing_or_corrupt_checkpoints_are_unavailable(tmp_path):
     weights.write_bytes(weights.read_bytes()[:5000])
     with pytest.raises(PolicyUnavailable, match='cannot load the model'):
         _policy(truncated)
+    with pytest.raises(PolicyUnavailable, match='temperature'):
+        _policy(tiny_checkpoint('rt2'), temperature='hot')
     with pytest.raises(PolicyUnavailable, match='unnorm key'):
         make_policy(PolicyConfig(backend='local', model_path=str(tiny_checkpoint('openvla')),
                                  unnorm_key='bridge_orig'))
+
+
+REMOTE_CODE = '''from transformers import PaliGemmaForConditionalGeneration
+
+
+class TinyRemoteVLA(PaliGemmaForConditionalGeneration):
+    """Stands in for checkpoint-provided code such as OpenVLA's modeling_prismatic.py."""
+'''
+
+
+def test_remote_code_runs_only_when_the_checkpoint_declares_it(tmp_path, rt2_policy):
+    assert rt2_policy.info()['trust_remote_code'] is False
+    remote = tmp_path / 'remote'
+    shutil.copytree(tiny_checkpoint('rt2'), remote)
+    (remote / 'modeling_tiny_remote.py').write_text(REMOTE_CODE)
+    config = json.loads((remote / 'config.json').read_text())
+    config['auto_map'] = {'AutoModelForImageTextToText': 'modeling_tiny_remote.TinyRemoteVLA'}
+    (remote / 'config.json').write_text(json.dumps(config))
+    policy = _policy(remote, warmup=False)
+    assert type(policy.model).__name__ == 'TinyRemoteVLA'
+    assert policy.info()['trust_remote_code'] is True
+    _assert_valid(policy, policy.infer(_observations(1)[0]))
 
 
 def test_cuda_request_without_a_gpu_is_unavailable():

@@ -32,6 +32,7 @@ from rt2_ros.controller.safety import (
 from rt2_ros.controller.state import POLICY_CAUSES, State, StateMachine, Transition
 from rt2_ros.controller.stats import RateMeter, RollingSamples
 from rt2_ros.policy.base import PolicyInvalidAction, PolicyResult, PolicyTimeout
+from rt2_ros.policy.settings import redact
 
 OUTPUT_MODES = ('twist', 'pose')
 
@@ -47,12 +48,15 @@ class CoreConfig:
     max_in_flight: concurrent requests (pipelining a slow remote policy). policy_watchdog_s: an
     in-flight request older than this halts with policy_timeout even if the backend never
     returns. max_result_age_s: drop results whose image is older than this at arrival (0 = off).
+    clock_timeout_s: the node clock standing still this long on the wall clock (sim time paused)
+    halts with cause `clock` (the node's wall-clock watchdog applies it; 0 = off).
     """
 
     control_period_s: float = 0.02
     decision_period_s: float = 1.0 / 3.0
     image_timeout_s: float = 1.0
     policy_watchdog_s: float = 2.5
+    clock_timeout_s: float = 0.06
     halt_cycles: int = 5
     auto_resume: bool = True
     request_threshold: float = 0.5
@@ -163,6 +167,7 @@ class ControllerCore:
         self.tick_intervals = RollingSamples(500)
         self.enabled = False
         self._image_stamp: Optional[float] = None
+        self._image_arrival = -math.inf
         self._image_payload: Any = None
         self._last_requested_stamp = -math.inf
         self._pose: Optional[PoseSample] = None
@@ -176,6 +181,7 @@ class ControllerCore:
         self._stop_left = 0
         self._halting_left = 0
         self._last_tick: Optional[float] = None
+        self._stalled_at: Optional[float] = None
         self._last_step_id: Optional[Tuple[int, int]] = None
         self._last_gripper: Optional[float] = None
         self._pose_target: Optional[Tuple[np.ndarray, np.ndarray]] = None
@@ -204,7 +210,32 @@ class ControllerCore:
         with self._lock:
             self.counters.frames_received += 1
             self._image_stamp = stamp
+            self._image_arrival = now
             self._image_payload = payload
+
+    def _image_problem(self, now: float) -> str:
+        """
+        Say why the newest image may not be acted on ('' when it is fresh).
+
+        The stamp must lie within image_timeout_s of the clock on *both* sides: a camera whose
+        clock runs far ahead would otherwise look fresh for as long as it is ahead, blinding the
+        watchdog (and a decision on such a frame would block every later, correctly stamped
+        one). Arrival time bounds the rest: a camera that stops is stale after image_timeout_s
+        whatever its stamps said.
+        """
+        if self._image_stamp is None:
+            return 'no image received'
+        timeout = self.config.image_timeout_s
+        age = now - self._image_stamp
+        if age > timeout:
+            return f'image age {age:.3f} s > {timeout:.3f} s'
+        if -age > timeout:
+            return (f'image stamp {-age:.3f} s ahead of the clock > {timeout:.3f} s '
+                    '(camera clock wrong?)')
+        silence = now - self._image_arrival
+        if silence > timeout:
+            return f'no image for {silence:.3f} s > {timeout:.3f} s'
+        return ''
 
     def image_age(self, now: float) -> Optional[float]:
         with self._lock:
@@ -300,7 +331,7 @@ class ControllerCore:
                 return False
         elif not machine.running:
             return False
-        if self._image_stamp is None or now - self._image_stamp > self.config.image_timeout_s:
+        if self._image_problem(now):
             return False
         if self._image_stamp <= self._last_requested_stamp:
             return False  # never send the same frame twice
@@ -401,7 +432,7 @@ class ControllerCore:
             key = getattr(error, 'cause', 'policy_error')
             self.counters.policy_failures[key] = self.counters.policy_failures.get(key, 0) + 1
         self._last_failure_at = now
-        detail = f'{type(error).__name__}: {error}'
+        detail = redact(f'{type(error).__name__}: {error}')  # servers may echo credentials
         self._halt(cause, detail)
         return ReplyOutcome(False, cause, latency_s=latency, detail=detail)
 
@@ -439,16 +470,53 @@ class ControllerCore:
                 self._last_failure_at = now
                 self._halt('policy_timeout',
                            f'no answer from the policy for {now - ticket.sent_at:.2f} s')
-        if self._image_stamp is None:
-            fresh, detail = False, 'no image received'
-        else:
-            age = now - self._image_stamp
-            fresh = age <= config.image_timeout_s
-            detail = f'image age {age:.3f} s > {config.image_timeout_s:.3f} s'
-        if not fresh and machine.running:
-            self._halt('stale_image', detail)
-        elif fresh and machine.state == State.HALTED and machine.cause == 'stale_image':
+        problem = self._image_problem(now)
+        if problem and machine.running:
+            self._halt('stale_image', problem)
+        elif not problem and machine.state == State.HALTED and machine.cause == 'stale_image':
             machine.resume()
+        if machine.state == State.HALTED and machine.cause == 'clock' and \
+                (self._stalled_at is None or now > self._stalled_at):
+            self._stalled_at = None
+            machine.resume()
+
+    # -- the clock ---------------------------------------------------------------------------
+    def clock_stalled(self, now: float, stalled_for: float) -> TickOutput:
+        """
+        Halt because the node clock stands still while the wall clock goes on (sim time paused).
+
+        The node's wall-clock watchdog calls this instead of tick(): the control timer runs on
+        the node clock and does not fire while it stands still, so without this the last
+        (moving) command would be the last word. The stop sequence is paced by the watchdog.
+        Motion resumes (auto_resume) once the clock moves again and a new decision arrives.
+        """
+        with self._lock:
+            self._stalled_at = now
+            self._halt('clock', f'node clock stood still for {stalled_for:.3f} s of wall time '
+                       '(sim time paused?)')
+            out = TickOutput()
+            self._stop_tick(now, out)
+            out.transitions, self._transitions[:] = list(self._transitions), []
+            return out
+
+    def _clock_jumped_back(self, now: float) -> None:
+        """
+        Start over on a new timeline: the node clock went backwards (a sim or bag restarted).
+
+        Planned step times, the newest requested frame and the stale-result watermark belong
+        to the old timeline and would block every new frame until the clock caught up again,
+        and replies in flight answer frames of the old one: all forgotten, and the arm halts
+        until a decision on a new frame arrives.
+        """
+        jump = self._last_tick - now
+        self._halt('clock', f'node clock jumped back {jump:.3f} s')
+        self.queue.clear()
+        self._last_requested_stamp = -math.inf
+        self._abandoned.update(self._in_flight)
+        self._in_flight.clear()
+        self._image_stamp = None
+        self._image_arrival = -math.inf
+        self._stalled_at = None
 
     # -- the control tick --------------------------------------------------------------------
     def tick(self, now: float) -> TickOutput:
@@ -456,7 +524,10 @@ class ControllerCore:
         with self._lock:
             self.counters.ticks += 1
             if self._last_tick is not None:
-                self.tick_intervals.add(now - self._last_tick)
+                if now < self._last_tick:
+                    self._clock_jumped_back(now)
+                else:
+                    self.tick_intervals.add(now - self._last_tick)
             self._last_tick = now
             self._watchdogs(now)
             out = TickOutput()

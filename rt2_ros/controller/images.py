@@ -17,6 +17,13 @@ from typing import Any, Optional, Tuple
 
 import cv2
 import numpy as np
+from rt2_ros.policy.image_codec import check_png_chunks, image_header
+from rt2_ros.policy.wire import WireFormatError
+
+# The largest compressed frame decoded (image.width/height go up to 8192). The header is read
+# first: a 600-byte JPEG declaring 30000x30000 pixels made OpenCV allocate 5 GB and decode for
+# most of a minute, and a PNG chunk claiming 1.6 GB made it allocate that much.
+MAX_COMPRESSED_PIXELS = 8192 * 8192
 
 
 class ImageConversionError(ValueError):
@@ -157,7 +164,20 @@ def compressed_to_rgb(fmt: str, data: Any,
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageConversionError(f'empty compressed image ({fmt or "no format"})')
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        kind, width, height = image_header(buffer.tobytes())
+        if kind == 'PNG':
+            check_png_chunks(buffer.tobytes())
+    except WireFormatError as exc:
+        raise ImageConversionError(f'cannot decode compressed image ({fmt or "no format"}, '
+                                   f'{buffer.size} bytes): {exc}') from None
+    if width * height > MAX_COMPRESSED_PIXELS:
+        raise ImageConversionError(f'cannot decode compressed image: it declares {width}x'
+                                   f'{height} pixels, more than {MAX_COMPRESSED_PIXELS}')
+    try:
+        decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error:
+        decoded = None
     if decoded is None:
         raise ImageConversionError(
             f'cannot decode compressed image ({fmt or "no format"}, {buffer.size} bytes)')

@@ -16,12 +16,15 @@ adds is the ROS wiring:
   behind image deserialization, services or diagnostics.
 - SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before
   the context shuts down.
+- The node can be composed in another process (`rt2 demo` builds it with a context and parameter
+  overrides); add_decision_listener lets such a host see each decision and its latency.
 """
 import math
 import signal
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
@@ -31,6 +34,7 @@ from rcl_interfaces.msg import (
 )
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -41,12 +45,13 @@ from rclpy.signals import SignalHandlerOptions
 from rt2_ros.actions import ActionSpaceError, load_action_space
 from rt2_ros.controller import params as P
 from rt2_ros.controller.annotate import annotate
-from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome
+from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome, TickOutput
 from rt2_ros.controller.inference import InferencePool, InferenceReply, InferenceRequest
 from rt2_ros.controller.mapping import ActionMapper, GripperMap
 from rt2_ros.controller.safety import SafetyLimits, SafetyStage
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
+from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import action_array, image_msg_to_rgb, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
@@ -113,6 +118,7 @@ class ControllerNode(LifecycleNode):
         self._io_group = MutuallyExclusiveCallbackGroup()
         self._rt: Optional[Dict[str, Any]] = None
         self.core: Optional[ControllerCore] = None
+        self._decision_listeners: List[Callable[[InferenceReply, ReplyOutcome], None]] = []
         self._state_pub = self.create_publisher(String, '~/state', LATCHED)
         self._publish_state('unconfigured')
 
@@ -216,6 +222,7 @@ class ControllerNode(LifecycleNode):
             decision_period_s=decision_period,
             image_timeout_s=values['watchdog.image_timeout_s'],
             policy_watchdog_s=values['policy.timeout_s'] + values['watchdog.policy_grace_s'],
+            clock_timeout_s=values['watchdog.clock_timeout_s'],
             halt_cycles=int(values['halt.zero_cycles']),
             auto_resume=bool(values['halt.auto_resume']),
             request_threshold=values['inference.request_threshold'],
@@ -264,7 +271,7 @@ class ControllerNode(LifecycleNode):
         try:
             self._configure()
         except Exception as exc:  # noqa: BLE001 - any failure must leave the node unconfigured
-            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {redact(str(exc))}')
             self._teardown()
             return TransitionCallbackReturn.FAILURE
         self._publish_state('inactive')
@@ -341,11 +348,17 @@ class ControllerNode(LifecycleNode):
                                             callback_group=self._io_group))
         timers.append(self.create_timer(values['diagnostics.period_s'], self._on_diagnostics,
                                         callback_group=self._io_group))
+        if self.get_parameter('use_sim_time').value:
+            # The control timer follows sim time and stops with it; this one does not.
+            self._clock_seen = (None, time.monotonic())
+            timers.append(self.create_timer(
+                min(0.01, 1.0 / control_rate), self._on_clock_watchdog,
+                callback_group=self._control_group, clock=Clock(clock_type=ClockType.STEADY_TIME)))
         rt['timers'] = timers
         self.get_logger().info(
-            f'configured: policy {policy_config.backend} {policy_config.url or ""}, action space '
-            f'{space.name}, decision period {decision_period:.3f} s, control {control_rate:g} '
-            f'Hz, output {output_mode} in {frame_id}, '
+            f'configured: policy {policy_config.backend} {redact(policy_config.url)}, action '
+            f'space {space.name}, decision period {decision_period:.3f} s, control '
+            f'{control_rate:g} Hz, output {output_mode} in {frame_id}, '
             f'{"ENABLED" if core.enabled else "dry run (call ~/enable)"}')
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -425,6 +438,16 @@ class ControllerNode(LifecycleNode):
                 rt['actuators'].flush(0.5)  # a reliable stop must leave before the process
 
     # -- helpers -----------------------------------------------------------------------------
+    def add_decision_listener(
+            self, listener: Callable[[InferenceReply, ReplyOutcome], None]) -> None:
+        """
+        Call listener(reply, outcome) for every policy reply, after the node has handled it.
+
+        For a host process that composes this node (rt2 demo reports decisions and latency per
+        episode). It runs on an inference worker thread and must only record.
+        """
+        self._decision_listeners.append(listener)
+
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
@@ -442,8 +465,10 @@ class ControllerNode(LifecycleNode):
         if core is None:
             return
         started = core.on_instruction(msg.data, self._now())
+        shown = msg.data if len(msg.data) <= 200 else \
+            f'{msg.data[:200]}... ({len(msg.data)} chars)'
         self.get_logger().info(
-            f'instruction {msg.data!r}: '
+            f'instruction {shown!r}: '
             f'{"episode " + str(core.machine.episode) if started else core.machine.state.value}')
 
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -493,14 +518,31 @@ class ControllerNode(LifecycleNode):
         return response
 
     def _on_control_tick(self) -> None:
-        rt, core = self._rt, self.core
+        core = self.core
         if core is None:
             return
         now = self._now()
         ticket = core.poll_request(now)
         if ticket is not None:
             self._submit(ticket)
-        out = core.tick(now)
+        self._publish_tick(core.tick(now))
+
+    def _on_clock_watchdog(self) -> None:
+        """Check on the wall clock that sim time moves (the control timer stops with it)."""
+        core = self.core
+        if core is None:
+            return
+        now, wall = self._now(), time.monotonic()
+        seen, since = self._clock_seen
+        if now != seen:
+            self._clock_seen = (now, wall)
+            return
+        timeout = core.config.clock_timeout_s
+        if timeout > 0 and wall - since > timeout:  # 0: time is held on purpose (lockstep)
+            self._publish_tick(core.clock_stalled(now, wall - since))
+
+    def _publish_tick(self, out: TickOutput) -> None:
+        rt = self._rt
         if out.command is not None or out.pose_target is not None:
             self._actuate(out.command, out.publish_gripper, out.pose_target)
         if out.terminated is not None:
@@ -552,6 +594,8 @@ class ControllerNode(LifecycleNode):
                 throttle_duration_sec=2.0)
         if rt['viz'][0] and reply.observation is not None:
             self._publish_annotated(reply, outcome)
+        for listener in self._decision_listeners:
+            listener(reply, outcome)
 
     def _publish_annotated(self, reply: InferenceReply, outcome: ReplyOutcome) -> None:
         rt, core = self._rt, self.core

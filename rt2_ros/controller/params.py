@@ -88,14 +88,18 @@ PARAMS: Tuple[ParamSpec, ...] = (
       'Pose mode: a target may lead the measured pose by at most speed limit x this', 's',
       0.01, 10.0, live=True),
     P('watchdog.image_timeout_s', 1.0,
-      'Halt when the newest image header stamp is older than this', 's', 0.01, 60.0,
-      live=True),
+      'Halt when the newest image header stamp is older than this or this far ahead of the '
+      'clock, or no image arrived for this long', 's', 0.01, 60.0, live=True),
     P('watchdog.pose_timeout_s', 0.5,
-      'An ee_pose older than this is unknown (no motion when a workspace is set)', 's', 0.01,
-      60.0, live=True),
+      'An ee_pose older than this (or this far ahead, or not finite) is unknown (no motion when a '
+      'workspace is set)', 's', 0.01, 60.0, live=True),
     P('watchdog.policy_grace_s', 0.5,
       'Extra time over policy.timeout_s before a hung request halts with policy_timeout', 's',
       0.0, 60.0, live=True),
+    P('watchdog.clock_timeout_s', 0.06,
+      'With use_sim_time: halt when sim time stands still this long on the wall clock '
+      '(publish /clock faster than this); 0 = off, for lockstep harnesses that hold time',
+      's', 0.0, 60.0, live=True),
     P('output.mode', 'twist',
       'twist: TwistStamped velocities on servo/delta_twist_cmds (MoveIt Servo); pose: '
       'PoseStamped targets on target_pose', choices=('twist', 'pose')),
@@ -114,7 +118,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
       'Control cycles of zero commands published on a halt before going silent', '', 1, 1000,
       live=True),
     P('halt.auto_resume', True,
-      'Resume by itself when a stale image or policy fault clears; false = ~/reset needed',
+      'Resume by itself when a stale image, clock or policy fault clears; false = ~/reset '
+      'needed',
       live=True),
     P('inference.request_threshold', 0.5,
       'Request the next decision when the planned motion left falls to this fraction of the '

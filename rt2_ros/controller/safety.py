@@ -9,12 +9,14 @@ create, so there is no other path to an actuator topic.
 
 Limits are checked on every executed control step, not per decision: a decision's delta becomes a
 velocity over the decision period, and that velocity is what is clamped. Every alteration is
-counted by cause so an operator sees how often the policy is being overruled.
+counted by cause so an operator sees how often the policy is being overruled. In-process tools
+can watch each check's before and after (add_listener; `rt2 demo` plots commanded vs clamped
+velocities from it); a listener sees commands, it cannot change them.
 """
 from dataclasses import dataclass, field
 import math
 import threading
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -162,6 +164,7 @@ class SafetyStage:
         self._limits = limits
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = dict.fromkeys(CAUSES, 0)
+        self._listeners: List[Callable[[float, MotionCommand, SafeCommand], None]] = []
 
     @property
     def limits(self) -> SafetyLimits:
@@ -170,6 +173,17 @@ class SafetyStage:
     def set_limits(self, limits: SafetyLimits) -> None:
         """Swap limits atomically (a parameter change at runtime)."""
         self._limits = limits
+
+    def add_listener(self,
+                     listener: Callable[[float, MotionCommand, SafeCommand], None]) -> None:
+        """
+        Call listener(now, proposed, safe) after every check() that passes a command.
+
+        It runs on the control thread inside the tick (under the controller core's lock), so it
+        must only record what it is given, never block. A listener that raises is dropped: an
+        observer must never stand between a command and the robot.
+        """
+        self._listeners.append(listener)
 
     def counts(self) -> Dict[str, int]:
         with self._lock:
@@ -186,7 +200,22 @@ class SafetyStage:
                     self._counts[cause] = self._counts.get(cause, 0) + 1
 
     def pose_is_fresh(self, pose: Optional[PoseSample], now: float) -> bool:
-        return pose is not None and now - pose.stamp <= self._limits.pose_timeout_s
+        """
+        Tell whether the measured pose is usable: recent, finite, a real orientation.
+
+        A NaN position compares false with every wall, so it used to let any motion through the
+        workspace box, and in pose mode it made the target NaN; a broken driver's pose is an
+        unknown pose. The stamp must be within pose_timeout_s on both sides of the clock: a
+        driver whose clock runs ahead would otherwise keep its last pose "fresh" long after it
+        died.
+        """
+        timeout = self._limits.pose_timeout_s
+        if pose is None or not -timeout <= now - pose.stamp <= timeout:
+            return False
+        position = np.asarray(pose.position, dtype=np.float64)
+        orientation = np.asarray(pose.orientation, dtype=np.float64)
+        return bool(np.all(np.isfinite(position)) and np.all(np.isfinite(orientation))
+                    and np.linalg.norm(orientation) > 1e-9)
 
     def stop_command(self) -> SafeCommand:
         """All-zero motion that keeps the gripper where it is (no gripper target)."""
@@ -241,8 +270,14 @@ class SafetyStage:
                 causes.append('gripper_range')
                 gripper = clamped
         self._count(causes)
-        return SafeCommand(linear, angular, base_linear, base_angular, gripper, tuple(causes),
+        safe = SafeCommand(linear, angular, base_linear, base_angular, gripper, tuple(causes),
                            False, _TOKEN)
+        for listener in tuple(self._listeners):
+            try:
+                listener(now, command, safe)
+            except Exception:  # noqa: BLE001 - see add_listener
+                self._listeners.remove(listener)
+        return safe
 
     def _keep_inside(self, linear: np.ndarray, pose: PoseSample,
                      now: float) -> Tuple[np.ndarray, bool]:

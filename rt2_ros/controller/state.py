@@ -7,10 +7,10 @@ episode), estopped (latched emergency stop).
 
 Recovery rules, chosen so that nothing resumes on its own that an operator would not expect:
 - e-stop latches: it ends only when the e-stop is released *and* ~/reset is called.
-- stale image and policy faults (error, timeout, invalid action) resume by themselves when the
-  cause clears - a fresh image again, a valid decision again - unless auto_resume is off, in
-  which case ~/reset is needed. Motion after a resume always comes from a new decision made on a
-  fresh image.
+- stale image, clock (sim time paused or jumped back) and policy faults (error, timeout,
+  invalid action) resume by themselves when the cause clears - a fresh image again, the clock
+  moving again, a valid decision again - unless auto_resume is off, in which case ~/reset is
+  needed. Motion after a resume always comes from a new decision made on a fresh image.
 - deactivation halts; activation resumes the episode.
 - terminate waits for a new instruction; a new instruction starts a new episode at once from any
   state but estopped (where it is kept for after the reset).
@@ -31,6 +31,7 @@ class State(str, Enum):
 
 HALT_CAUSES = (
     'stale_image', 'policy_error', 'policy_timeout', 'invalid_action', 'estop', 'deactivated',
+    'clock',
 )
 POLICY_CAUSES = ('policy_error', 'policy_timeout', 'invalid_action')
 
@@ -161,7 +162,7 @@ class StateMachine:
     def can_resume(self) -> bool:
         """Whether a fault halt may end by itself (its cause is recoverable, auto_resume on)."""
         return (self.auto_resume and self.stopped_for_fault and self.active
-                and self.cause in ('stale_image',) + POLICY_CAUSES)
+                and self.cause in ('stale_image', 'clock') + POLICY_CAUSES)
 
     def resume(self) -> bool:
         if not self.can_resume():

@@ -13,6 +13,9 @@ token budget this makes termination a guarantee instead of a hope: a token is al
 output can still be completed within the tokens left, so a random model must finish with a valid
 string by max_new_tokens (a plan in chain-of-thought form is cut short and closed in time).
 
+A regex whose automaton is too large to enumerate (counted repeats of broad classes) gets a
+LazyRegexAutomaton instead, which explores states as generation reaches them.
+
 This module is torch-free so it can be property-tested directly; rt2_ros.decoding.logits turns
 its id arrays into logits masks.
 """
@@ -29,6 +32,7 @@ from rt2_ros.actions.codec import Codec, TextActionCodec, VocabIdCodec
 from rt2_ros.decoding.regex_dfa import CharDfa, ConstraintError
 
 MAX_TOKEN_STATES = 20_000
+MAX_CACHED = 4096  # per-automaton cache entries kept before the cache is dropped and rebuilt
 UNREACHABLE = 1 << 30
 PLAN_MODES = ('none', 'optional', 'required')
 # Plan text in the chain-of-thought form: readable words, no '.', ':' or newline, so the first
@@ -208,6 +212,8 @@ class TokenAutomaton:
         if entry.accepting:
             ids = np.concatenate([ids, self.eos_ids])
         result = np.unique(ids)
+        if len(self._allowed) >= MAX_CACHED:
+            self._allowed.clear()
         self._allowed[key] = result
         return result
 
@@ -273,6 +279,8 @@ class LazyRegexAutomaton(TokenAutomaton):
                    for token, target in self._trie.walk(self._dfa.step, key)]
             entry = _make_state(out, lambda s: self._dfa.min_chars(self._keys[s]),
                                 self._dfa.accepting(key), self._dfa.min_chars(key))
+            if len(self._entries) >= MAX_CACHED:
+                self._entries.clear()  # rebuilt on demand: a long generation keeps memory flat
             self._entries[state] = entry
         return entry
 

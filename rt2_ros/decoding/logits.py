@@ -16,12 +16,19 @@ from transformers import LogitsProcessor, StoppingCriteria
 
 
 class MaskTable:
-    """Boolean masks (logits width) for the states of one automaton, built on first use."""
+    """
+    Boolean masks (logits width) for the states of one automaton, built on first use.
 
-    def __init__(self, automaton: TokenAutomaton, width: int, device: torch.device) -> None:
+    At most max_masks are kept (a lazily explored regex can visit a new state every step, and a
+    mask of a 256k vocabulary is 256 kB of device memory); beyond that the cache starts over.
+    """
+
+    def __init__(self, automaton: TokenAutomaton, width: int, device: torch.device,
+                 max_masks: int = 512) -> None:
         self.automaton = automaton
         self.width = int(width)
         self.device = device
+        self.max_masks = max_masks
         self._masks: Dict[Tuple[int, int], torch.Tensor] = {}
         self._eos_only: Optional[torch.Tensor] = None
 
@@ -36,6 +43,8 @@ class MaskTable:
             cached = torch.zeros(self.width, dtype=torch.bool)
             cached[torch.from_numpy(ids)] = True
             cached = cached.to(self.device)
+            if len(self._masks) >= self.max_masks:
+                self._masks.clear()
             self._masks[key] = cached
         return cached
 

@@ -159,6 +159,14 @@ class _Nfa:
 
     def repeat(self, av: tuple, start: int, flags: int) -> int:
         low, high, pattern = av
+        largest = low if high is _C.MAXREPEAT else high
+        if largest > MAX_NFA_STATES:
+            before = len(self.eps)
+            self.sequence(pattern, start, flags)
+            if len(self.eps) == before:
+                return start  # an empty pattern repeated is still empty
+            raise ConstraintError(f'regex repeat count {largest} is too large for constrained '
+                                  'decoding')
         current = start
         for _ in range(low):
             current = self.sequence(pattern, current, flags)

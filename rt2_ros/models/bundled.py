@@ -1,16 +1,41 @@
 """
-The demo VLA shipped with the package (trained in the simulator by `rt2 train`).
+Where the bundled demo model lives: the one place that knows its directory name.
 
-It lives in the source tree under models/ and is installed to share/rt2_ros/models, so
-`rt2 demo` and launch files find it however the package was installed.
+The demo model (issue #7) is trained in the project and committed under `models/`, which is
+installed to share/rt2_ros/models. `rt2 demo` and launch/rt2_sim_demo.launch.py find it through
+this module, so renaming the directory touches one constant. A directory counts as a model only
+when it holds the files the local backend needs to load it with its own action meaning
+(`config.json` and `action_space.yaml`), so a stray README or a half-copied checkpoint is never
+mistaken for one.
 """
 from pathlib import Path
+from typing import List, Optional
 
 from rt2_ros.resources import find_data
 
-BUNDLED_MODEL_NAME = 'rt2_demo_vla'
+MODELS_DIR = 'models'
+# Directory name of the bundled demo model under models/ (preferred when several are present).
+BUNDLED_MODEL_NAME = 'rt2_demo_vla'  # the name the demo-model issue uses under models/
+REQUIRED_FILES = ('config.json', 'action_space.yaml')
 
 
-def bundled_model_path() -> Path:
-    """Return the bundled demo model's directory (FileNotFoundError if it is not installed)."""
-    return find_data('models', BUNDLED_MODEL_NAME)
+def is_model_dir(path: Path) -> bool:
+    """Tell whether path is a checkpoint directory the local backend can load with its space."""
+    return path.is_dir() and all((path / name).is_file() for name in REQUIRED_FILES)
+
+
+def bundled_models() -> List[Path]:
+    """Return every model directory under models/, the preferred name first, then by name."""
+    try:
+        root = find_data(MODELS_DIR)
+    except FileNotFoundError:
+        return []
+    found = sorted(p for p in root.iterdir() if is_model_dir(p))
+    found.sort(key=lambda p: p.name != BUNDLED_MODEL_NAME)
+    return found
+
+
+def bundled_model_path() -> Optional[Path]:
+    """Return the bundled demo model's directory, or None while none is committed."""
+    found = bundled_models()
+    return found[0] if found else None

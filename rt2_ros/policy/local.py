@@ -127,11 +127,13 @@ class LocalTransformersPolicy(Policy):
     config.extra keys: plan ('none' | 'optional' | 'required' chain-of-thought for text spaces),
     max_new_tokens, temperature (0 = greedy), seed, dtype (float32 | bfloat16 | float16),
     decoder ('auto' | 'loop' | 'generate'), torch_threads (CPU threads for the whole process;
-    0 = torch's default). Observation.state and extras are not used: RT-2-style models see only
-    the image and the instruction.
+    0 = torch's default), warmup (default true: one decision on a blank image at load, so the
+    robot's first real decision does not pay for lazy initialisation). Observation.state and
+    extras are not used: RT-2-style models see only the image and the instruction.
     """
 
     name = 'local'
+    WARMUP_SIZE = 224
 
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
@@ -153,16 +155,12 @@ class LocalTransformersPolicy(Policy):
         self.plan = str(extra.get('plan', 'none'))
         if self.plan not in PLAN_MODES:
             raise PolicyUnavailable(f'plan must be one of {", ".join(PLAN_MODES)}')
-        self.temperature = float(extra.get('temperature', 0.0))
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise PolicyUnavailable('temperature must be a finite number >= 0')
-        threads = int(extra.get('torch_threads', 0))
-        if threads < 0:
-            raise PolicyUnavailable('torch_threads must be >= 0')
+        self.temperature = _option(extra, 'temperature', 0.0, float)
+        threads = _option(extra, 'torch_threads', 0, int)
         if threads:
             torch.set_num_threads(threads)
         self._generator = torch.Generator(device='cpu')
-        self._generator.manual_seed(int(extra.get('seed', 0)))
+        self._generator.manual_seed(_option(extra, 'seed', 0, int))
         default_template = 'openvla' if space.tokenization == 'vocab_ids' else 'rt2'
         try:
             self.prompt_template = resolve_template(config.prompt_template, default_template)
@@ -204,15 +202,21 @@ class LocalTransformersPolicy(Policy):
             raise PolicyUnavailable(f'{self.model_dir}: cannot constrain this model to '
                                     f'{space.name} actions: {exc}') from None
         self._action_table = MaskTable(self.action_automaton, self.width, self.device)
-        self.max_new_tokens = self._action_budget(extra.get('max_new_tokens'))
-        self.load_s = time.perf_counter() - load_start
+        requested = extra.get('max_new_tokens')
+        self.max_new_tokens = self._action_budget(
+            None if requested is None else _option(extra, 'max_new_tokens', 0, int))
         self._closed = False
+        if extra.get('warmup', True):
+            blank = np.full((self.WARMUP_SIZE, self.WARMUP_SIZE, 3), 128, dtype=np.uint8)
+            self.infer(Observation(image=blank, instruction='warm up'))
+        self.load_s = time.perf_counter() - load_start
 
     # -- loading ------------------------------------------------------------------------------
 
     def _load_space(self, config: PolicyConfig) -> ActionSpace:
         own = self.model_dir / ACTION_SPACE_FILE
         spec: Union[str, Path] = own if own.is_file() else (config.action_space or 'rt2')
+        self.action_space_source = str(spec)
         try:
             return load_action_space(spec)
         except ActionSpaceError as exc:
@@ -334,7 +338,8 @@ class LocalTransformersPolicy(Policy):
             'model_name': self.config.model_name or self.model_dir.name,
             'model_type': self.model_type, 'model_class': type(self.model).__name__,
             'device': str(self.device), 'dtype': str(self.dtype).replace('torch.', ''),
-            'action_space': self.space.name, 'action_dims': list(self.space.names),
+            'action_space': self.space.name, 'action_space_source': self.action_space_source,
+            'action_dims': list(self.space.names),
             'tokenization': self.space.tokenization, 'prompt_template': self.prompt_template,
             'plan': self.plan, 'max_new_tokens': self.max_new_tokens,
             'unnorm_key': getattr(self.codec.unnormalizer, 'key', None),
@@ -427,6 +432,8 @@ class LocalTransformersPolicy(Policy):
             self._closed = True
             self.model = None
             self._regex_tables.clear()
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -549,6 +556,18 @@ class LocalTransformersPolicy(Policy):
         result = decoded_to_result([decoded], raw, timing)
         validate_actions(self.space, result.actions, self.codec.bounds())
         return result
+
+
+def _option(extra: Dict[str, Any], key: str, default: Any, cast: Any) -> Any:
+    """Read a non-negative finite number from policy.extra; PolicyUnavailable names the key."""
+    raw = extra.get(key, default)
+    try:
+        value = cast(raw)
+    except (TypeError, ValueError):
+        raise PolicyUnavailable(f'policy.extra {key} must be a number, got {raw!r}') from None
+    if isinstance(raw, bool) or not math.isfinite(value) or value < 0:
+        raise PolicyUnavailable(f'policy.extra {key} must be a finite number >= 0, got {raw!r}')
+    return value
 
 
 def _append_column(inputs: Dict[str, Any], token_id: int) -> Dict[str, Any]:

@@ -6,7 +6,13 @@ parameters or a Python dict); these helpers coerce them with one clear error per
 typo in a launch file fails at configure time instead of mid-episode.
 """
 import os
+import re
+import threading
 from typing import Any, Mapping, Optional, Sequence
+
+_SECRETS_LOCK = threading.Lock()
+_SECRETS: set = set()
+_URL_USERINFO = re.compile(r'(?<=://)[^/@\s]+@')
 
 
 class PolicyConfigError(ValueError):
@@ -26,7 +32,24 @@ def read_api_key(env_name: str) -> Optional[str]:
     if not value.strip():
         raise PolicyConfigError(
             f'api_key_env names {env_name}, but that environment variable is empty or unset')
+    with _SECRETS_LOCK:
+        _SECRETS.add(value.strip())
     return value.strip()
+
+
+def redact(text: str) -> str:
+    """
+    Return text with every API key this process has read, and URL passwords, masked as ***.
+
+    Error messages carry what a server sent back and the URL that was called; a hostile or
+    careless server can echo the Authorization header, and a URL can hold user:password. Text
+    that goes to logs, ~/state details or diagnostics passes through here first.
+    """
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, '***')
+    return _URL_USERINFO.sub('***@', text)
 
 
 def extra_bool(extra: Mapping[str, Any], key: str, default: bool) -> bool:

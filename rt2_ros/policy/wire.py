@@ -214,6 +214,7 @@ def json_numpy_loads(text: Any, limits: WireLimits = DEFAULT_LIMITS) -> Any:
         raise WireFormatError(f'expected JSON text, got {type(text).__name__}')
     if size > limits.max_message_bytes:
         raise WireLimitError(f'message has {size} bytes, more than {limits.max_message_bytes}')
+    check_json_structure(text, limits)
     try:
         value = json.loads(text)
     except RecursionError:
@@ -221,6 +222,27 @@ def json_numpy_loads(text: Any, limits: WireLimits = DEFAULT_LIMITS) -> Any:
     except (ValueError, TypeError) as exc:
         raise WireFormatError(f'not valid JSON: {str(exc)[:120]}') from None
     return decode_json_numpy(value, limits)
+
+
+def check_json_structure(text: Any, limits: WireLimits = DEFAULT_LIMITS) -> None:
+    """
+    Refuse, before parsing, text that could hold far more values than max_items.
+
+    The item budget is otherwise applied after json.loads has built every object: 16 MB of
+    `[{},{},...]` becomes 5 million dicts (about 400 MB) and seconds of CPU before it is
+    refused. Every value but the root follows a comma or an opening bracket, so their count
+    bounds the number of values (strings containing them only make the bound looser; base64
+    never does).
+    """
+    if isinstance(text, str):
+        marks = text.count(',') + text.count('[') + text.count('{')
+    else:
+        data = bytes(text) if isinstance(text, memoryview) else text
+        marks = data.count(b',') + data.count(b'[') + data.count(b'{')
+    if marks > 2 * limits.max_items:
+        raise WireLimitError(
+            f'message has {marks} commas and brackets: room for more than {limits.max_items} '
+            'items')
 
 
 def decode_json_numpy(value: Any, limits: WireLimits = DEFAULT_LIMITS) -> Any:
@@ -326,15 +348,30 @@ def msgpack_numpy_loads(data: Any, limits: WireLimits = DEFAULT_LIMITS) -> Any:
         raise WireLimitError(
             f'message has {len(data)} bytes, more than {limits.max_message_bytes}')
     size_cap = min(len(data), limits.max_message_bytes)
+    # Count containers and their slots as the unpacker builds them: the item budget below
+    # only runs on the finished tree, and 16 MB of nested empty arrays is 16 million lists.
+    built = [0]
+
+    def count(container: Any) -> Any:
+        built[0] += len(container) + 1
+        if built[0] > 2 * limits.max_items:
+            raise WireLimitError(f'message has more than {limits.max_items} items')
+        return container
+
     try:
         value = msgpack.unpackb(
             data, raw=False, use_list=True, strict_map_key=True,
             max_bin_len=size_cap, max_str_len=min(size_cap, limits.max_str_chars * 4),
-            max_array_len=limits.max_items, max_map_len=limits.max_items, max_ext_len=0)
+            max_array_len=limits.max_items, max_map_len=limits.max_items, max_ext_len=0,
+            list_hook=count, object_hook=count)
+    except WireFormatError:
+        raise
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
             msgpack.OutOfData) as exc:
         raise WireFormatError(f'not one valid msgpack message ({type(exc).__name__})') from None
     except (ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+        if 'exceeds max_' in str(exc):  # the unpacker's own length limits
+            raise WireLimitError(f'msgpack message over a limit: {str(exc)[:120]}') from None
         raise WireFormatError(f'not valid msgpack: {str(exc)[:120]}') from None
     try:
         return _walk_msgpack(value, limits, _Budget(limits), 0)

@@ -32,8 +32,8 @@ from rt2_ros.policy.base import (
 )
 from rt2_ros.policy.image_codec import decode_data_url
 from rt2_ros.policy.wire import (
-    json_numpy_dumps, json_numpy_loads, msgpack_numpy_dumps, msgpack_numpy_loads,
-    WireFormatError, WireLimitError, WireLimits,
+    check_json_structure, json_numpy_dumps, json_numpy_loads, msgpack_numpy_dumps,
+    msgpack_numpy_loads, WireFormatError, WireLimitError, WireLimits,
 )
 from rt2_ros.serving.auth import ApiKeyMiddleware
 from rt2_ros.serving.batcher import MicroBatcher, ServerBusy
@@ -386,6 +386,7 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Any:
     def parse_chat(body: bytes) -> TextRequest:
         if len(body) > settings.max_body_bytes:
             raise RequestError(413, 'body too large')
+        check_json_structure(body, limits)  # bounded objects before json.loads builds them
         try:
             request = json.loads(body)
         except (ValueError, RecursionError):

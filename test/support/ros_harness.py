@@ -377,8 +377,13 @@ class RosHarness:
         self.last_image_stamp = stamp
         return stamp
 
-    def start_camera(self, rate_hz: float = 30.0, **image_args: Any) -> None:
-        """Publish frames with fresh stamps at rate_hz on a thread until stop_camera()."""
+    def start_camera(self, rate_hz: float = 30.0, stamp_offset: float = 0.0,
+                     **image_args: Any) -> None:
+        """
+        Publish frames at rate_hz on a thread until stop_camera().
+
+        Stamps are fresh (time.time()) plus stamp_offset: a camera whose clock is wrong.
+        """
         self.stop_camera()
         self._camera_stop.clear()
 
@@ -386,7 +391,7 @@ class RosHarness:
             period = 1.0 / rate_hz
             next_time = time.monotonic()
             while not self._camera_stop.is_set():
-                self.publish_image(**image_args)
+                self.publish_image(stamp=time.time() + stamp_offset, **image_args)
                 next_time += period
                 self._camera_stop.wait(max(0.0, next_time - time.monotonic()))
 

@@ -38,8 +38,8 @@ websocket; `server.push(..., protocol='ws')` queues websocket replies):
 Command line (what ScriptedPolicyServer runs): `python scripted_policy_server.py [--port 0]
 [--default-action 1,0,0,0,0,0,0,1] [--api-key-env VAR] [--tls-cert F --tls-key F]`; prints
 `listening on http://...`.
-Control endpoints under /_script/ (push, default, requests, reset) are unauthenticated and for
-tests only.
+Control endpoints under /_script/ (push, default, requests, counts, reset) are unauthenticated
+and for tests only.
 """
 import argparse
 import asyncio
@@ -143,17 +143,20 @@ class ScriptedPolicyServer:
     space: continue, no motion, gripper open; OPENVLA_HOLD the openvla space).
     api_key: when set, /act and the websocket require it (Bearer or Api-Key).
     tls: (certificate file, key file) to serve HTTPS/WSS instead of plain HTTP.
+    port: 0 picks a free port; restart() comes back on the port of the previous start, so a
+    client configured with the URL finds the server again (a policy host that rebooted).
     """
 
     def __init__(self, default_action: Sequence[float] = RT2_HOLD, host: str = '127.0.0.1',
-                 api_key: Optional[str] = None, tls: Optional[Sequence[str]] = None) -> None:
+                 api_key: Optional[str] = None, tls: Optional[Sequence[str]] = None,
+                 port: int = 0) -> None:
         self.default_action = [float(v) for v in default_action]
         self.host = host
         self.api_key = api_key
         self.tls = tls
         self.process: Optional[subprocess.Popen] = None
         self.url = ''
-        self.port = 0
+        self.port = port
 
     @property
     def act_url(self) -> str:
@@ -168,7 +171,8 @@ class ScriptedPolicyServer:
         """Start the process and return once it answers /healthz."""
         env = dict(os.environ)
         args = [sys.executable, str(Path(__file__).resolve()), '--host', self.host,
-                '--port', '0', '--default-action', ','.join(repr(v) for v in self.default_action)]
+                '--port', str(self.port),
+                '--default-action', ','.join(repr(v) for v in self.default_action)]
         if self.api_key:
             env['SCRIPTED_POLICY_SERVER_KEY'] = self.api_key
             args += ['--api-key-env', 'SCRIPTED_POLICY_SERVER_KEY']
@@ -180,6 +184,11 @@ class ScriptedPolicyServer:
         self.port = int(self.url.rsplit(':', 1)[1])
         wait_for_health(self.url, timeout)
         return self
+
+    def restart(self, timeout: float = 30.0) -> 'ScriptedPolicyServer':
+        """Start again on the same port after kill() or die() (queued replies are gone)."""
+        self.stop()
+        return self.start(timeout)
 
     def _control(self, method: str, path: str, payload: Any = None) -> Any:
         response = _unverified(method, self.url + '/_script/' + path,
@@ -217,6 +226,10 @@ class ScriptedPolicyServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f'server saw {len(seen)} requests, expected {count}')
             time.sleep(0.02)  # polling another process; no event to wait on
+
+    def counts(self) -> Dict[str, int]:
+        """Return how many replies are queued per protocol and requests were logged (cheap)."""
+        return self._control('GET', 'counts')
 
     def reset(self) -> None:
         """Clear queued replies and the request log."""
@@ -365,6 +378,11 @@ def build_app(default_action: List[float], api_key: Optional[str]) -> Any:
     @app.get('/_script/requests')
     async def log() -> List[Dict[str, Any]]:
         return state['log']
+
+    @app.get('/_script/counts')
+    async def counts() -> Dict[str, int]:
+        return {'act': len(state['act']), 'ws': len(state['ws']),
+                'openai': len(state['openai']), 'requests': len(state['log'])}
 
     @app.post('/_script/reset')
     async def reset() -> Dict[str, Any]:
