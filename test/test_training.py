@@ -24,8 +24,9 @@ TINY = ModelSize(image_size=48, patch_size=12, vision_hidden=32, vision_layers=1
 
 
 def tiny_config(**changes) -> TrainConfig:
-    values = dict(robot_episodes=3, vqa_examples=24, steps=6, batch_size=4, warmup_steps=2,
-                  checkpoint_every=3, threads=1, workers=1, model=TINY, seed=3)
+    values = {'robot_episodes': 3, 'vqa_examples': 24, 'steps': 6, 'batch_size': 4,
+              'warmup_steps': 2, 'checkpoint_every': 3, 'threads': 1, 'workers': 1,
+              'model': TINY, 'seed': 3}
     values.update(changes)
     return TrainConfig(**values)
 
@@ -92,7 +93,8 @@ def test_batches_are_what_the_processor_gives_at_inference(tmp_path, data_dir):
         data = trainer.sets[stream]
         batch = make_batch(trainer.sets, [(stream, index)])
         image = data.examples.images[data.image_index[index]]
-        expected = trainer.processor(images=[image], text=['<image>' + data.examples.prompts[index]],
+        text = ['<image>' + data.examples.prompts[index]]
+        expected = trainer.processor(images=[image], text=text,
                                      suffix=[data.examples.answers[index]], return_tensors='pt')
         assert torch.equal(batch['input_ids'], expected['input_ids'])
         assert torch.equal(batch['token_type_ids'], expected['token_type_ids'])

@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='pure simulator, no ROS (quick check; not the reported numbers)')
     parser.add_argument('--threads', type=_positive, default=1,
                         help='torch threads of the local backend (default 1)')
-    parser.add_argument('--log-dir', help='keep the node processes\' logs here')
+    parser.add_argument('--log-dir', help="keep the node processes' logs here")
     parser.add_argument('--allow-train-seeds', action='store_true',
                         help='do not refuse seeds the model was trained on')
     parser.set_defaults(func=run)

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description='Train a PaliGemma-style VLA on sim expert demonstrations co-fine-tuned '
                     'with scene VQA (RT-2 recipe). Resumes from OUT when a run is there.')
     parser.add_argument('--out', required=True, help='run directory (data cache, state, model)')
-    parser.add_argument('--config', help='JSON recipe (a checkpoint\'s training.json works); '
+    parser.add_argument('--config', help="JSON recipe (a checkpoint's training.json works); "
                                          'options below override it')
     parser.add_argument('--seed', type=int, help='seed of weights, data order and VQA scenes')
     parser.add_argument('--steps', type=_positive, help='optimizer steps')
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='no vision-language data (the ablation; --robot-fraction 1)')
     parser.add_argument('--dagger', type=_dagger, action='append', metavar='STEP:EPISODES',
                         help='a DAgger round at STEP over EPISODES fresh train seeds '
-                             '(repeatable; replaces the recipe\'s rounds)')
+                             "(repeatable; replaces the recipe's rounds)")
     parser.add_argument('--no-dagger', action='store_true', help='no DAgger rounds')
     parser.add_argument('--learning-rate', type=float, help='peak learning rate')
     parser.add_argument('--threads', type=_positive, help='torch CPU threads')
@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     for bar in bars.values():
         bar.close()
     sizes = ', '.join(f'{len(s)} {name}' for name, s in zip(('robot', 'vqa'), trainer.sets))
-    log(f'data: {sizes} examples; model {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f} M '
+    millions = sum(p.numel() for p in trainer.model.parameters()) / 1e6
+    log(f'data: {sizes} examples; model {millions:.2f} M '
         f'parameters; {config.steps} steps of {config.batch_size}, seed {config.seed}')
     bar = tqdm(total=config.steps, initial=trainer.state.step, desc='train', unit='step',
                disable=quiet, file=sys.stderr, dynamic_ncols=True)

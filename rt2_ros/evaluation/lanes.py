@@ -24,7 +24,7 @@ SIM_REACH_MAX = [0.75, 0.40, 0.40]
 
 def controller_params(policy: Dict[str, Any], decision_period_s: float) -> Dict[str, Any]:
     """
-    Controller parameters for closed-loop evaluation in rt2_sim.
+    Return controller parameters for closed-loop evaluation in rt2_sim.
 
     - decision_period_s: the period the policy was trained at (the sim's demos use 0.2 s).
     - inference.request_threshold 0, latency_aware false: observe, then act - the next decision
@@ -71,7 +71,7 @@ def _nested(params: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def executable(name: str) -> List[str]:
-    """The console script next to this Python, on PATH, or `python -m` its module."""
+    """Return the console script next to this Python, on PATH, or `python -m` its module."""
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return [str(beside)]

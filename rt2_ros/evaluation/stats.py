@@ -22,7 +22,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> Tuple[float,
     z2 = z * z
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 def rate_summary(successes: int, trials: int) -> Dict[str, object]:
@@ -34,7 +36,7 @@ def rate_summary(successes: int, trials: int) -> Dict[str, object]:
 
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
-    """Return the q-th percentile (0..100, linear interpolation) or None for no values."""
+    """Return the percentile q (0..100, linear interpolation), or None for no values."""
     if not values:
         return None
     data = sorted(float(v) for v in values)

@@ -1,7 +1,7 @@
-"""
+r"""
 Token sequences and batches in exactly the layout PaliGemma's processor gives at inference.
 
-The processor writes `<image> x N, <bos>, prompt, "\\n"` as the prefix (bidirectional attention,
+The processor writes `<image> x N, <bos>, prompt, "\n"` as the prefix (bidirectional attention,
 token_type 0) and `answer, <eos>` as the suffix (causal, token_type 1, the only tokens with a
 loss). Encoding each prompt once with the tokenizer and assembling batches here is much faster
 than calling the processor per step; `test_training.py` checks the ids are identical.
@@ -9,9 +9,8 @@ than calling the processor per step; `test_training.py` checks the ids are ident
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-import torch
-
 from rt2_ros.training.examples import ExampleSet
+import torch
 
 
 class SequenceEncoder:
@@ -46,7 +45,7 @@ def ordinal_positions(kind: str, tag: str, answer_length: int) -> List[int]:
     """
     if kind == 'robot' and answer_length == 9:
         return [1, 2, 3, 4, 5, 6]
-    if kind == 'vqa' and tag == 'point' and answer_length == 3:
+    if kind == 'vqa' and tag in ('point', 'point_gripper') and answer_length == 3:
         return [0, 1]
     return []
 

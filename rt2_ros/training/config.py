@@ -49,6 +49,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ordinal_sigma: float = 4.0         # bins; soft targets for action / coordinate integers
     ordinal_weight: float = 0.5        # share of the soft target (0 = plain cross-entropy)
+    structured_init: bool = True       # 2D sin-cos patch positions, ordered integer tokens
     # -- running --
     checkpoint_every: int = 500
     threads: int = 2

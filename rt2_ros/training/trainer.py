@@ -23,16 +23,15 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-
 from rt2_ros.models.tiny_vla import (
     build_model, build_processor, IMAGE_ID, SPACE_MARK, TinyVLASpec, write_checkpoint,
 )
 from rt2_ros.training.batches import EncodedSet, make_batch, SequenceEncoder
 from rt2_ros.training.config import TrainConfig
 from rt2_ros.training.examples import concatenate, ExampleSet
-from rt2_ros.training.model import model_spec, parameter_count
+from rt2_ros.training.model import init_for_training, model_spec, parameter_count
+import torch
+import torch.nn.functional as F
 
 STATE_FILE = 'train_state.pt'
 DATA_DIR = 'data'
@@ -163,6 +162,8 @@ class Trainer:
         self.encoder = SequenceEncoder(self.tokenizer, self.spec.image_tokens, IMAGE_ID)
         torch.set_num_threads(int(config.threads))
         self.model = build_model(self.spec, len(self.tokenizer))
+        if config.structured_init:
+            init_for_training(self.model, self.tokenizer, self.spec)
         self.model.train()
         integer_ids = self.tokenizer.convert_tokens_to_ids(
             [f'{SPACE_MARK}{k}' for k in range(self.spec.int_tokens)])

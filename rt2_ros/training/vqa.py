@@ -57,6 +57,7 @@ class SceneFacts:
     specs: Tuple[BlockSpec, ...]
     xy: np.ndarray        # (N, 2) world positions
     pixels: np.ndarray    # (N, 2) image (row, col) of each block's top centre, 224 camera
+    gripper_pixel: np.ndarray  # (2,) image (row, col) of the point between the fingertips
     gripper_xyz: Tuple[float, float, float]
     gripper_open: bool
 
@@ -89,12 +90,12 @@ def sample_scene(rng: np.random.Generator, variation: str = 'none'
     look = sample_look(rng, variation)
     renderer = Renderer(CameraSpec(width=CAMERA_SIZE, height=CAMERA_SIZE), look)
     rotation, centre = renderer.camera_pose(sim)
-    tops = np.array([[b.position[0], b.position[1], b.top] for b in sim.blocks])
-    cam = (tops - centre) @ rotation.T
+    points = np.array([[b.position[0], b.position[1], b.top] for b in sim.blocks] + [tip])
+    cam = (points - centre) @ rotation.T
     k = renderer.camera.matrix()
     uv = cam[:, :2] / cam[:, 2:3] * k[0, 0] + k[:2, 2]
     facts = SceneFacts(tuple(specs), np.array([b.position[:2] for b in sim.blocks]),
-                       uv[:, ::-1].copy(), tip, gripper_open)
+                       uv[:-1, ::-1].copy(), uv[-1, ::-1].copy(), tip, gripper_open)
     return sim, renderer, facts
 
 
@@ -239,6 +240,11 @@ class QuestionMaker:
                     .astype(int))
         return f'where is the {phrase}?', f'{row} {col}'
 
+    def point_gripper(self) -> Optional[Tuple[str, str]]:
+        row, col = (np.clip(self.f.gripper_pixel / CAMERA_SIZE * POINT_GRID, 0, POINT_GRID - 1)
+                    .astype(int))
+        return 'where is the gripper?', f'{row} {col}'
+
     def knowledge(self) -> Optional[Tuple[str, str]]:
         colour = self._choice(list(COLOUR_OF_THINGS))
         return f'what colour is {self._choice(COLOUR_OF_THINGS[colour])}?', colour
@@ -256,7 +262,8 @@ class QuestionMaker:
 # phrase to a place in the picture, which is what an action needs.
 DEFAULT_WEIGHTS: Dict[str, float] = {
     'caption': 1.0, 'count': 0.6, 'colour': 0.6, 'shape': 0.6, 'size': 0.6, 'exists': 0.6,
-    'left_right': 1.0, 'near_far': 0.6, 'which': 1.5, 'point': 3.0, 'knowledge': 0.5,
+    'left_right': 1.0, 'near_far': 0.6, 'which': 1.5, 'point': 3.0, 'point_gripper': 1.0,
+    'knowledge': 0.5,
     'gripper': 0.3, 'thesaurus': 0.4,
 }
 
