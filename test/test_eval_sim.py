@@ -51,6 +51,12 @@ def test_report_schema_and_seed_overlap():
     assert report['ci95'] == [pytest.approx(v, abs=1e-4) for v in wilson_interval(2, 3)]
     assert report['per_family']['pick']['success_rate'] == 0.5
     assert report['seeds']['list'] == [7, 8, 9]
+    assert 'progress' not in report  # the ROS path does not track it
+    for record, (gap, held) in zip(records, [(0.01, True), (0.05, False), (0.019, False)]):
+        record.update(closest_xy_m=gap, grasped=held)
+    progress = build_report('seen', records, 'fast', {}, {}, [])['progress']
+    assert progress['reached_target_rate'] == pytest.approx(2 / 3, abs=1e-4)
+    assert progress['grasped_target_rate'] == pytest.approx(1 / 3, abs=1e-4)
     json.dumps(report)
     check_seed_overlap([10, 11], [[0, 10]])
     with pytest.raises(SeedOverlapError):

@@ -173,7 +173,8 @@ def _run_fast(args, seeds, policy, settings):
     bar.close()
     records = [{'seed': e.seed, 'family': e.family, 'referent': e.referent,
                 'instruction': e.instruction, 'success': e.success,
-                'terminated': e.terminated, 'decisions': e.steps, 'invalid': e.invalid}
+                'terminated': e.terminated, 'decisions': e.steps, 'invalid': e.invalid,
+                'closest_xy_m': round(e.closest_xy_m, 4), 'grasped': e.grasped}
                for e in result.episodes]
     info = {'backend': 'local', 'model': str(Path(args.model).resolve()),
             'note': 'batched lockstep: latency is per row of a batch of up to 20'}

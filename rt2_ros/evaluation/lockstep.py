@@ -36,6 +36,10 @@ class LockstepEpisode:
     terminated: bool = False
     steps: int = 0
     invalid: int = 0
+    # Where a failure happened: the closest the fingertips came to the target block (xy,
+    # metres) and whether the target was ever held.
+    closest_xy_m: float = float('inf')
+    grasped: bool = False
     states: List[Tuple[np.ndarray, str]] = field(default_factory=list)  # (image, label text)
 
 
@@ -93,6 +97,7 @@ def run_lockstep(policy: BatchPolicy, split: str, seeds: Sequence[int],
                         image, keep_image_size)
                     record.states.append((stored, executor.text(intended)))
                 record.steps += 1
+                _track_progress(episode, sim, record)
                 try:
                     bins = executor.codec.decode(text).bins if text is not None else None
                 except ValueError:
@@ -115,6 +120,13 @@ def run_lockstep(policy: BatchPolicy, split: str, seeds: Sequence[int],
         if progress is not None:
             progress(len(results))
     return LockstepResult(results, latencies, time.perf_counter() - start)
+
+
+def _track_progress(episode, sim, record: LockstepEpisode) -> None:
+    target = episode.task.target
+    gap = float(np.linalg.norm(sim.gripper.position[:2] - sim.blocks[target].position[:2]))
+    record.closest_xy_m = min(record.closest_xy_m, gap)
+    record.grasped = record.grasped or sim.gripper.held == target
 
 
 def local_batch_policy(policy) -> BatchPolicy:

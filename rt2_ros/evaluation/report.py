@@ -12,6 +12,7 @@ from rt2_ros.evaluation.stats import latency_summary, rate_summary
 
 SCHEMA_VERSION = 1
 EVAL_FIRST_SEED = 1_000_000   # default evaluation seeds start far above any training range
+REACH_M = 0.02                # fingertips this close to the target block (xy) count as reached
 
 
 class SeedOverlapError(ValueError):
@@ -66,9 +67,30 @@ def build_report(split: str, records: Sequence[Dict[str, Any]], mode: str,
         'wall_s': round(wall_s, 1),
         'records': list(records),
     }
+    progress = _progress(records)
+    if progress:
+        report['progress'] = progress
     if controller_latency is not None:
         report['controller_policy_latency'] = controller_latency
     return report
+
+
+def _progress(records: Sequence[Dict[str, Any]]) -> Dict[str, float]:
+    """
+    Say how far failed attempts got, where records carry it (the fast path tracks it).
+
+    A success rate of 0 says nothing about why; the share of episodes whose fingertips came
+    within REACH_M of the target block (xy) and the share that ever held it separate 'never
+    found the block' from 'found it but could not grasp' from 'grasped but did not finish'.
+    """
+    tracked = [r for r in records if 'closest_xy_m' in r and 'grasped' in r]
+    if not tracked:
+        return {}
+    return {'reached_target_rate': round(sum(float(r['closest_xy_m']) <= REACH_M
+                                             for r in tracked) / len(tracked), 4),
+            'grasped_target_rate': round(sum(bool(r['grasped']) for r in tracked)
+                                         / len(tracked), 4),
+            'reach_radius_m': REACH_M}
 
 
 def format_summary(report: Dict[str, Any]) -> str:
