@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+from rt2_ros.models.tiny_vla import SPACE_MARK
 from rt2_ros.training.batches import make_batch
 from rt2_ros.training.config import DaggerRound, TrainConfig, TrainConfigError
 from rt2_ros.training.model import ModelSize
@@ -174,3 +175,18 @@ def test_recipe_validation():
     config = tiny_config(dagger=[DaggerRound(at_step=2, episodes=5)])
     assert [list(r) for r in config.train_seed_ranges()] == [[0, 1, 2], [3, 4, 5, 6, 7]]
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_structured_init_orders_integer_tokens_and_patch_positions(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path, log=lambda _: None)
+    ids = trainer.tokenizer.convert_tokens_to_ids([f'{SPACE_MARK}{k}' for k in range(256)])
+    table = torch.nn.functional.normalize(
+        trainer.model.get_input_embeddings().weight[ids].detach(), dim=1)
+    near = (table[:-1] * table[1:]).sum(1)
+    far = (table[:-100] * table[100:]).sum(1)
+    assert float(near.min()) > float(far.max())  # neighbouring integers start alike
+    positions = torch.nn.functional.normalize(
+        trainer.model.model.vision_tower.embeddings.position_embedding.weight.detach(), dim=1)
+    side = TINY.image_size // TINY.patch_size
+    assert float(positions[0] @ positions[1]) > float(positions[0] @ positions[side - 1])
+    assert float(positions[0] @ positions[side]) > float(positions[0] @ positions[-1])

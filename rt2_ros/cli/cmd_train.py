@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--threads', type=_positive, help='torch CPU threads')
     parser.add_argument('--workers', type=_positive, help='processes generating robot data')
     parser.add_argument('--checkpoint-every', type=_positive, help='steps between saved states')
+    parser.add_argument('--until', type=_positive, metavar='STEP',
+                        help='stop at this step of the recipe and export (the learning-rate '
+                             "schedule stays the recipe's; run again without it to finish)")
     parser.add_argument('--export', help='where to write the finished model (default OUT/model)')
     parser.add_argument('--restart', action='store_true',
                         help='discard a saved state in OUT and start again (keeps cached data)')
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             log(f'step {step_log.step + 1}/{config.steps}: loss {step_log.loss:.3f}')
 
     try:
-        trainer.run(on_step=on_step)
+        trainer.run(until=args.until, on_step=on_step)
     except KeyboardInterrupt:
         bar.close()
         trainer.save_state()
@@ -167,9 +170,10 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     bar.close()
+    wall = round(time.perf_counter() - start, 1)
     model_dir = trainer.export(Path(args.export) if args.export else None,
-                               extra={'wall_seconds_this_session':
-                                      round(time.perf_counter() - start, 1)})
+                               final=trainer.state.step >= config.steps,
+                               extra={'wall_seconds_this_session': wall})
     state = trainer.state
     print(f'wrote {model_dir}: {state.step} steps, training {state.train_seconds / 60:.1f} min, '
           f'data {state.data_seconds / 60:.1f} min; evaluate with '

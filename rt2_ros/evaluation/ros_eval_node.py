@@ -284,7 +284,7 @@ def run_ros_evaluation(policy_params: Dict[str, Any], split: str, seeds: List[in
     Returns the episode records (by seed) and each controller's last /diagnostics values.
     """
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rt2_ros.demo.demo_node import DrainingExecutor
     from rt2_ros.evaluation.lanes import controller_params, NodeProcesses, sim_params
 
     processes = NodeProcesses(log_dir)
@@ -292,6 +292,7 @@ def run_ros_evaluation(policy_params: Dict[str, Any], split: str, seeds: List[in
     namespaces = [f'{base}_{k}' for k in range(int(lanes))]
     context = rclpy.Context()
     node = executor = spinner = None
+    spinning = threading.Event()
     try:
         for ns in namespaces:
             processes.start('rt2_sim', ns, sim_params(),
@@ -300,9 +301,17 @@ def run_ros_evaluation(policy_params: Dict[str, Any], split: str, seeds: List[in
                             controller_params(policy_params, decision_period_s))
         rclpy.init(context=context)
         node = EvaluatorNode(namespaces, context=context)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        executor = DrainingExecutor(num_threads=4, context=context)
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+
+        def spin() -> None:
+            # Spin until told to stop, so shutdown never pulls the context out from under a
+            # wait in progress (rclpy raises 'the given context is not valid' in the thread).
+            while spinning.is_set() and context.ok():
+                executor.spin_once(timeout_sec=0.1)
+
+        spinning.set()
+        spinner = threading.Thread(target=spin, name='rt2-eval-executor', daemon=True)
         spinner.start()
         deadline = time.monotonic() + ready_timeout_s
         for lane in node.lanes:
@@ -324,6 +333,9 @@ def run_ros_evaluation(policy_params: Dict[str, Any], split: str, seeds: List[in
         records = node.run(split, seeds, max_steps, decision_period_s, timeout_s, checked)
         return records, node.controller_diagnostics()
     finally:
+        spinning.clear()
+        if spinner is not None:
+            spinner.join(timeout=5.0)
         if executor is not None:
             executor.shutdown(timeout_sec=2.0)
         if node is not None:
