@@ -369,7 +369,7 @@ class Trainer:
                extra: Optional[Dict[str, Any]] = None) -> Path:
         """Write the current weights as a checkpoint the `local` backend loads."""
         out = Path(out_dir) if out_dir is not None else self.out / EXPORT_DIR
-        self.model.eval()
+        self.model.train(False)  # inference mode for the export (same as .eval())
         write_checkpoint(out, self.spec, self.model, self.processor,
                          '(rt2_ros demo VLA trained in the sim, rt2 train)', 'rt2 train')
         self.model.train()
