@@ -1,7 +1,639 @@
-"""Placeholder for the rt2_controller node (built in the controller issue)."""
+"""
+rt2_controller: camera + instruction in, safe arm, gripper and base commands out.
+
+A managed (lifecycle) node, thin on purpose: the decisions live in ControllerCore (pure,
+unit-tested), the policy calls in worker threads (rt2_ros.controller.inference), the safety
+checks in SafetyStage and the actuator publishers in rt2_ros.ros.actuators. What this module
+adds is the ROS wiring:
+
+- configure: read and check parameters, load the action space, build the policy clients,
+  create publishers, subscriptions, services and timers. activate: motion may start.
+  deactivate: halt (zero commands for a few cycles). cleanup/shutdown: tear down.
+- Callbacks only record data (an image callback stores the message reference - no conversion);
+  the control timer asks the core whether a decision is due and hands the newest image to an
+  inference worker, then publishes what the core says for this tick with a fresh stamp.
+- Two callback groups on a multi-threaded executor: the control timer and the e-stop never wait
+  behind image deserialization, services or diagnostics.
+- SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before
+  the context shuts down.
+"""
+import math
+import signal
 import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+import numpy as np
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult,
+)
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy,
+)
+from rclpy.signals import SignalHandlerOptions
+from rt2_ros.actions import ActionSpaceError, load_action_space
+from rt2_ros.controller import params as P
+from rt2_ros.controller.annotate import annotate
+from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome
+from rt2_ros.controller.inference import InferencePool, InferenceReply, InferenceRequest
+from rt2_ros.controller.mapping import ActionMapper, GripperMap
+from rt2_ros.controller.safety import SafetyLimits, SafetyStage
+from rt2_ros.policy.base import Observation, PolicyConfig
+from rt2_ros.policy.factory import make_policy
+from rt2_ros.ros.actuators import ActuatorOutputs
+from rt2_ros.ros.convert import action_array, image_msg_to_rgb, pose_sample, stamp_seconds
+from rt2_ros.ros.diagnostics import build_diagnostics
+from rt2_ros.ros.markers import build_markers
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool, Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import MarkerArray
+
+NODE_NAME = 'rt2_controller'
+EXTRA_PREFIX = 'policy.extra.'
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def main() -> int:
-    print('rt2_controller is not implemented yet', file=sys.stderr)
-    return 1
+class ParameterError(ValueError):
+    """Start-up parameters are invalid; the message lists every reason."""
+
+
+def _descriptor(spec: P.ParamSpec) -> ParameterDescriptor:
+    text = spec.description
+    if spec.unit:
+        text += f' [{spec.unit}]'
+    text += ' (live)' if spec.live else ' (applied at configure)'
+    descriptor = ParameterDescriptor(name=spec.name, description=text)
+    if spec.kind == 'double[]':
+        descriptor.dynamic_typing = True  # [] has no element type; checked by params.py
+        descriptor.additional_constraints = '[] or [x, y, z]'
+    elif spec.low is not None and spec.kind == 'double':
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+    elif spec.low is not None and spec.kind == 'int':
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    if spec.choices:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    return descriptor
+
+
+def _coerce(spec: P.ParamSpec, value: Any) -> Any:
+    """Accept 50 for 50.0 (and integer lists for double lists), as users write YAML."""
+    if spec.kind == 'double' and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if spec.kind == 'double[]' and isinstance(value, (list, tuple)):
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            return list(value)
+    return value
+
+
+class ControllerNode(LifecycleNode):
+    """The rt2_controller lifecycle node (see module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.finalized = threading.Event()
+        self._actuator_lock = threading.Lock()
+        self._closing = False
+        self._declare_parameters()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._control_group = MutuallyExclusiveCallbackGroup()
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        self._rt: Optional[Dict[str, Any]] = None
+        self.core: Optional[ControllerCore] = None
+        self._state_pub = self.create_publisher(String, '~/state', LATCHED)
+        self._publish_state('unconfigured')
+
+    # -- parameters --------------------------------------------------------------------------
+    def _declare_parameters(self) -> None:
+        overrides = getattr(self, '_parameter_overrides', {})  # rclpy keeps them there
+        errors: List[str] = []
+        for spec in P.PARAMS:
+            value = spec.default
+            if spec.name in overrides:
+                value = _coerce(spec, overrides[spec.name].value)
+                problem = P.check_value(spec, value)
+                if problem:
+                    errors.append(problem)
+                    value = spec.default
+            self.declare_parameter(spec.name, value, _descriptor(spec), ignore_override=True)
+        self._extra_names = []
+        for name, parameter in overrides.items():
+            if name.startswith(EXTRA_PREFIX) and len(name) > len(EXTRA_PREFIX):
+                self.declare_parameter(name, parameter.value, ParameterDescriptor(
+                    name=name, dynamic_typing=True,
+                    description='Backend-specific policy option (PolicyConfig.extra)'),
+                    ignore_override=True)
+                self._extra_names.append(name)
+        unknown = [n for n in overrides if n not in P.BY_NAME and not n.startswith(EXTRA_PREFIX)
+                   and n not in ('use_sim_time', 'start_type_description_service')
+                   and not n.startswith('qos_overrides.')]
+        for name in unknown:
+            errors.append(f'{name} is not a parameter of {NODE_NAME} (see the README table)')
+        if not errors:
+            errors = P.check_all(self.values())
+        if errors:
+            raise ParameterError('; '.join(errors))
+
+    def values(self) -> Dict[str, Any]:
+        """Return the current parameter values by name (lists as plain lists)."""
+        out = {}
+        for spec in P.PARAMS:
+            value = self.get_parameter(spec.name).value
+            if spec.kind == 'double[]':
+                value = [] if value is None else list(value)
+            out[spec.name] = value
+        return out
+
+    def _on_set_parameters(self, changes: List[Parameter]) -> SetParametersResult:
+        values = self.values()
+        for change in changes:
+            spec = P.BY_NAME.get(change.name)
+            if spec is None:
+                if change.name.startswith(EXTRA_PREFIX) or change.name == 'use_sim_time':
+                    continue
+                return SetParametersResult(successful=False,
+                                           reason=f'{change.name} is not a parameter')
+            value = change.value
+            if spec.kind == 'double[]':
+                value = [] if value is None else list(value)
+            problem = P.check_value(spec, value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+            values[change.name] = value
+        errors = P.check_all(values)
+        if errors:
+            return SetParametersResult(successful=False, reason='; '.join(errors))
+        if self.core is not None and any(P.BY_NAME.get(c.name) and P.BY_NAME[c.name].live
+                                         for c in changes):
+            try:
+                self._apply_live(values)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _extra(self) -> Dict[str, Any]:
+        return {name[len(EXTRA_PREFIX):]: self.get_parameter(name).value
+                for name in self._extra_names}
+
+    # -- derived settings --------------------------------------------------------------------
+    def _decision_period(self, values: Dict[str, Any], space) -> float:
+        period = float(values['decision_period_s'])
+        return period if period > 0 else 1.0 / space.nominal_rate_hz
+
+    def _limits(self, values: Dict[str, Any], gripper: GripperMap) -> SafetyLimits:
+        low = values['limits.workspace_min'] or None
+        high = values['limits.workspace_max'] or None
+        return SafetyLimits(
+            max_linear_speed=values['limits.max_linear_speed'],
+            max_angular_speed=values['limits.max_angular_speed'],
+            max_base_linear_speed=values['limits.max_base_linear_speed'],
+            max_base_angular_speed=values['limits.max_base_angular_speed'],
+            workspace_min=None if low is None else tuple(float(v) for v in low),
+            workspace_max=None if high is None else tuple(float(v) for v in high),
+            gripper_min=gripper.low, gripper_max=gripper.high,
+            pose_timeout_s=values['watchdog.pose_timeout_s'],
+            lookahead_s=max(values['limits.workspace_lookahead_s'],
+                            1.0 / values['control_rate_hz']),
+            max_pose_lead_s=values['limits.max_pose_lead_s'])
+
+    def _core_config(self, values: Dict[str, Any], decision_period: float,
+                     control_rate: float, output_mode: str, max_in_flight: int) -> CoreConfig:
+        return CoreConfig(
+            control_period_s=1.0 / control_rate,
+            decision_period_s=decision_period,
+            image_timeout_s=values['watchdog.image_timeout_s'],
+            policy_watchdog_s=values['policy.timeout_s'] + values['watchdog.policy_grace_s'],
+            halt_cycles=int(values['halt.zero_cycles']),
+            auto_resume=bool(values['halt.auto_resume']),
+            request_threshold=values['inference.request_threshold'],
+            latency_aware=bool(values['inference.latency_aware']),
+            max_in_flight=max_in_flight,
+            retry_interval_s=values['inference.retry_interval_s'],
+            max_result_age_s=values['inference.max_result_age_s'],
+            output_mode=output_mode,
+            merge=values['chunk.merge'],
+            merge_weight=values['chunk.merge_weight'],
+            align=values['chunk.align'])
+
+    def _apply_live(self, values: Dict[str, Any]) -> None:
+        rt = self._rt
+        gripper = GripperMap(values['gripper.open_position'], values['gripper.closed_position'])
+        limits = self._limits(values, gripper)
+        config = self._core_config(values, rt['decision_period'], rt['control_rate'],
+                                   rt['output_mode'], rt['max_in_flight'])
+        self.core.mapper.gripper = gripper
+        self.core.safety.set_limits(limits)
+        self.core.update_config(config)
+        rt['viz'] = (values['viz.annotated_image'], values['viz.arrow_scale'])
+
+    def _policy_config(self, values: Dict[str, Any]) -> PolicyConfig:
+        return PolicyConfig(
+            backend=values['policy.backend'], url=values['policy.url'],
+            timeout_s=values['policy.timeout_s'],
+            connect_timeout_s=values['policy.connect_timeout_s'],
+            model_path=values['policy.model_path'], unnorm_key=values['policy.unnorm_key'],
+            action_space=values['action_space'], api_key_env=values['policy.api_key_env'],
+            prompt_template=values['policy.prompt_template'],
+            model_name=values['policy.model_name'], verify_tls=values['policy.verify_tls'],
+            ca_cert=values['policy.ca_cert'], device=values['policy.device'],
+            extra=self._extra())
+
+    def _make_policies(self, config: PolicyConfig, count: int) -> list:
+        if ':' in config.backend:  # module:Class - a user's own Policy subclass
+            import importlib
+            module_name, class_name = config.backend.split(':', 1)
+            cls = getattr(importlib.import_module(module_name), class_name)
+            return [cls(config) for _ in range(count)]
+        return [make_policy(config) for _ in range(count)]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # noqa: BLE001 - any failure must leave the node unconfigured
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        self._publish_state('inactive')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        self._closing = False
+        values = self.values()
+        space = load_action_space(values['action_space'])
+        decision_period = self._decision_period(values, space)
+        control_rate = float(values['control_rate_hz'])
+        gripper = GripperMap(values['gripper.open_position'], values['gripper.closed_position'])
+        mapper = ActionMapper(space, decision_period, gripper)
+        safety = SafetyStage(self._limits(values, gripper))
+        output_mode = values['output.mode']
+        policy_config = self._policy_config(values)
+        max_in_flight = int(values['inference.max_in_flight'])
+        if policy_config.backend == 'local':
+            max_in_flight = 1  # one model in memory
+        config = self._core_config(values, decision_period, control_rate, output_mode,
+                                   max_in_flight)
+        policies = self._make_policies(policy_config, max_in_flight)
+        for policy in policies:
+            if policy.space.names != space.names:
+                raise ActionSpaceError(
+                    f'policy speaks action space {policy.space.name} '
+                    f'({" ".join(policy.space.names)}), controller expects {space.name}')
+        core = ControllerCore(mapper, safety, config)
+        core.set_enabled(bool(values['enabled_on_start']))
+        frame_id = values['output.frame_id']
+        rt: Dict[str, Any] = {
+            'space': space, 'decision_period': decision_period, 'control_rate': control_rate,
+            'output_mode': output_mode, 'max_in_flight': max_in_flight, 'frame_id': frame_id,
+            'viz': (values['viz.annotated_image'], values['viz.arrow_scale']),
+            'size': (values['image.width'], values['image.height'])
+            if values['image.width'] else None,
+        }
+        self._rt = rt
+        self.core = core
+        rt['pool'] = InferencePool(policies, self._on_reply)
+        rt['actuators'] = ActuatorOutputs(self, frame_id, output_mode, mapper.has_gripper,
+                                          mapper.has_base)
+        rt['action_pub'] = self.create_publisher(Float64MultiArray, '~/action', RELIABLE_10)
+        rt['terminated_pub'] = self.create_publisher(Bool, '~/terminated', LATCHED)
+        rt['markers_pub'] = self.create_publisher(MarkerArray, '~/markers', RELIABLE_10)
+        rt['annotated_pub'] = self.create_publisher(Image, '~/annotated_image', RELIABLE_10)
+        rt['diag_pub'] = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE_10)
+        subs = []
+        if values['image.compressed']:
+            subs.append(self.create_subscription(
+                CompressedImage, 'camera/image_raw/compressed', self._on_image,
+                qos_profile_sensor_data, callback_group=self._io_group))
+        else:
+            subs.append(self.create_subscription(
+                Image, 'camera/image_raw', self._on_image, qos_profile_sensor_data,
+                callback_group=self._io_group))
+        subs.append(self.create_subscription(String, 'instruction', self._on_instruction,
+                                             LATCHED, callback_group=self._io_group))
+        subs.append(self.create_subscription(PoseStamped, 'ee_pose', self._on_pose, RELIABLE_10,
+                                             callback_group=self._io_group))
+        subs.append(self.create_subscription(Bool, 'estop', self._on_estop, RELIABLE_10,
+                                             callback_group=self._control_group))
+        rt['subs'] = subs
+        rt['services'] = [
+            self.create_service(SetBool, '~/enable', self._on_enable,
+                                callback_group=self._io_group),
+            self.create_service(Trigger, '~/reset', self._on_reset,
+                                callback_group=self._io_group),
+        ]
+        timers = [self.create_timer(1.0 / control_rate, self._on_control_tick,
+                                    callback_group=self._control_group)]
+        if values['viz.rate_hz'] > 0:
+            timers.append(self.create_timer(1.0 / values['viz.rate_hz'], self._on_viz_tick,
+                                            callback_group=self._io_group))
+        timers.append(self.create_timer(values['diagnostics.period_s'], self._on_diagnostics,
+                                        callback_group=self._io_group))
+        rt['timers'] = timers
+        self.get_logger().info(
+            f'configured: policy {policy_config.backend} {policy_config.url or ""}, action space '
+            f'{space.name}, decision period {decision_period:.3f} s, control {control_rate:g} '
+            f'Hz, output {output_mode} in {frame_id}, '
+            f'{"ENABLED" if core.enabled else "dry run (call ~/enable)"}')
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.core.activate(self._now())
+        self._publish_state(self.core.machine.state.value)
+        self.get_logger().info('active')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.core.deactivate(self._now())
+        self.get_logger().info('deactivated: halting')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._publish_state('unconfigured')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_now()
+        self._teardown()
+        self._publish_state('finalized')
+        self.finalized.set()  # main() exits: a finalized lifecycle node has nothing left to do
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_now()
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        rt, self._rt = self._rt, None
+        self.core = None
+        if not rt:
+            return
+        for timer in rt.get('timers', []):
+            self.destroy_timer(timer)
+        for sub in rt.get('subs', []):
+            self.destroy_subscription(sub)
+        for service in rt.get('services', []):
+            self.destroy_service(service)
+        for key in ('action_pub', 'terminated_pub', 'markers_pub', 'annotated_pub', 'diag_pub'):
+            if key in rt:
+                self.destroy_publisher(rt[key])
+        if 'actuators' in rt:
+            rt['actuators'].destroy()
+        if 'pool' in rt and not rt['pool'].close(timeout=1.0):
+            self.get_logger().warning('a policy call was still running at cleanup; abandoned')
+
+    def stop_now(self) -> None:
+        """Send one stop command at once if the actuators were being driven (shutdown path)."""
+        rt, core = self._rt, self.core
+        if rt is None or core is None:
+            return
+        out = core.shutdown_stop(self._now())
+        if out.command is not None or out.pose_target is not None:
+            self._actuate(out.command, False, out.pose_target, final=True)
+        with self._actuator_lock:
+            self._closing = True
+
+    def _actuate(self, command, publish_gripper: bool = False, pose_target=None,
+                 final: bool = False) -> None:
+        """
+        Publish to the actuators, serialized with shutdown.
+
+        The control tick computes under the core's lock but publishes outside it; without this
+        lock a tick computed just before shutdown could publish motion after the final stop.
+        """
+        rt = self._rt
+        with self._actuator_lock:
+            if self._closing or rt is None:
+                return
+            rt['actuators'].publish(self.get_clock().now().to_msg(), command, publish_gripper,
+                                    pose_target)
+            if final:
+                self._closing = True
+                rt['actuators'].flush(0.5)  # a reliable stop must leave before the process
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _publish_state(self, text: str) -> None:
+        self._state_pub.publish(String(data=text))
+
+    # -- callbacks ---------------------------------------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        core = self.core
+        if core is not None:
+            core.on_image(stamp_seconds(msg.header.stamp), self._now(), msg)
+
+    def _on_instruction(self, msg: String) -> None:
+        core = self.core
+        if core is None:
+            return
+        started = core.on_instruction(msg.data, self._now())
+        self.get_logger().info(
+            f'instruction {msg.data!r}: '
+            f'{"episode " + str(core.machine.episode) if started else core.machine.state.value}')
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        rt, core = self._rt, self.core
+        if core is None:
+            return
+        frame = msg.header.frame_id
+        if frame and frame.lstrip('/') != rt['frame_id'].lstrip('/'):
+            self.get_logger().warning(
+                f'ignoring ee_pose in frame {frame!r}; expected {rt["frame_id"]!r}',
+                throttle_duration_sec=5.0)
+            return
+        core.on_pose(pose_sample(msg, self._now()))
+
+    def _on_estop(self, msg: Bool) -> None:
+        core = self.core
+        if core is None:
+            return
+        command = core.on_estop(bool(msg.data), self._now())
+        if command is not None:
+            self._actuate(command)
+        if msg.data:
+            self.get_logger().warning(
+                'E-STOP: halted and latched (release, then call ~/reset)',
+                throttle_duration_sec=1.0)
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
+        core = self.core
+        if core is None:
+            response.success = False
+            response.message = 'not configured'
+            return response
+        core.set_enabled(bool(request.data))
+        response.success = True
+        response.message = ('enabled: commands go to the actuator topics' if request.data
+                            else 'disabled: dry run, nothing is sent to actuators')
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        core = self.core
+        if core is None:
+            response.success, response.message = False, 'not configured'
+            return response
+        response.success, response.message = core.reset(self._now())
+        self.get_logger().info(f'reset: {response.message}')
+        return response
+
+    def _on_control_tick(self) -> None:
+        rt, core = self._rt, self.core
+        if core is None:
+            return
+        now = self._now()
+        ticket = core.poll_request(now)
+        if ticket is not None:
+            self._submit(ticket)
+        out = core.tick(now)
+        if out.command is not None or out.pose_target is not None:
+            self._actuate(out.command, out.publish_gripper, out.pose_target)
+        if out.terminated is not None:
+            rt['terminated_pub'].publish(Bool(data=out.terminated))
+        for transition in out.transitions:
+            label = transition.state.value + (f':{transition.cause}' if transition.cause else '')
+            self._publish_state(label)
+            text = (f'{transition.previous.value} -> {label}'
+                    f'{" (" + transition.detail + ")" if transition.detail else ""}')
+            if transition.state.value == 'running':
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+
+    def _submit(self, ticket) -> None:
+        rt = self._rt
+        message = ticket.payload
+        size = rt['size']
+        pose = self.core.pose
+
+        def build() -> Observation:
+            image = image_msg_to_rgb(message, size)
+            state = None
+            if pose is not None:
+                state = np.concatenate([pose.position, pose.orientation])
+            return Observation(image=image, instruction=ticket.instruction, stamp=ticket.stamp,
+                               state=state)
+
+        request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
+                                   ticket.sent_at)
+        if not rt['pool'].submit(request):
+            self.core.cancel(ticket)
+
+    def _on_reply(self, reply: InferenceReply) -> None:
+        """Run on an inference worker thread."""
+        rt, core = self._rt, self.core
+        if core is None or rt is None:
+            return
+        outcome = core.on_reply(reply, self._now())
+        if self._rt is not rt:
+            return  # cleaned up meanwhile: the publishers are gone
+        if outcome.accepted:
+            result = outcome.result
+            rt['action_pub'].publish(action_array(result.actions, result.names))
+        elif outcome.reason not in ('abandoned', 'old_episode'):
+            self.get_logger().warning(
+                f'decision dropped: {outcome.reason}'
+                f'{" (" + outcome.detail + ")" if outcome.detail else ""}',
+                throttle_duration_sec=2.0)
+        if rt['viz'][0] and reply.observation is not None:
+            self._publish_annotated(reply, outcome)
+
+    def _publish_annotated(self, reply: InferenceReply, outcome: ReplyOutcome) -> None:
+        rt, core = self._rt, self.core
+        space = rt['space']
+        snapshot_state = core.machine.state.value
+        if core.machine.cause:
+            snapshot_state += ':' + core.machine.cause
+        values = None if reply.result is None else reply.result.actions[0]
+        picture = annotate(reply.observation.image, reply.observation.instruction, space.names,
+                           values, space.lows, space.highs, reply.latency_s, snapshot_state)
+        msg = Image()
+        msg.header.stamp.sec = int(math.floor(reply.request.stamp))
+        msg.header.stamp.nanosec = int((reply.request.stamp % 1.0) * 1e9)
+        msg.header.frame_id = 'camera'
+        msg.height, msg.width = picture.shape[:2]
+        msg.encoding = 'rgb8'
+        msg.step = msg.width * 3
+        msg.data = picture.tobytes()
+        rt['annotated_pub'].publish(msg)
+
+    def _on_viz_tick(self) -> None:
+        rt, core = self._rt, self.core
+        if core is None:
+            return
+        snapshot = core.snapshot(self._now())
+        step = snapshot['step']
+        openness = None if step is None else core.mapper.gripper_openness(step.values)
+        markers = build_markers(snapshot, rt['frame_id'], self.get_clock().now().to_msg(),
+                                rt['decision_period'], rt['viz'][1], openness)
+        rt['markers_pub'].publish(markers)
+
+    def _on_diagnostics(self) -> None:
+        rt, core = self._rt, self.core
+        if core is None:
+            return
+        name = f'{NODE_NAME}: {self.get_fully_qualified_name()}'
+        rt['diag_pub'].publish(build_diagnostics(core.snapshot(self._now()), name,
+                                                 self.get_fully_qualified_name(),
+                                                 self.get_clock().now().to_msg()))
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Entry point of the rt2_controller executable."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        node = ControllerNode()
+    except ParameterError as exc:
+        print(f'{NODE_NAME}: invalid parameters: {exc}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    code = 0
+    try:
+        if node.get_parameter('autostart').value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                print(f'{NODE_NAME}: configure failed (see the log above)', file=sys.stderr)
+                code = 1
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                print(f'{NODE_NAME}: activate failed', file=sys.stderr)
+                code = 1
+        while code == 0 and not stop.is_set() and not node.finalized.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        try:
+            node.stop_now()
+            node._teardown()  # noqa: SLF001 - release workers and policies before exiting
+        finally:
+            executor.shutdown(timeout_sec=1.0)
+            node.destroy_node()
+            rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ROS layer's shared pieces: message conversions, actuator outputs, rviz and diagnostics."""
