@@ -154,13 +154,78 @@ def compressed_to_rgb(fmt: str, data: Any,
     fmt is the message's format field ('jpeg', 'png', 'rgb8; jpeg compressed bgr8', ...); the
     codec is sniffed from the bytes, so fmt only serves error messages.
     """
+    return decode_compressed(fmt, data, size)[0]
+
+
+def decode_compressed(fmt: str, data: Any,
+                      size: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, bool]:
+    """
+    Decode like compressed_to_rgb; also say whether the pixels are the file's own (not resized).
+
+    A JPEG shrunk to size by at least half is decoded at 1/2, 1/4 or 1/8 scale by libjpeg
+    itself (scaled IDCT: the decoder skips the work instead of producing pixels to throw away),
+    then resized once to the exact size.
+    """
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageConversionError(f'empty compressed image ({fmt or "no format"})')
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    flag = cv2.IMREAD_COLOR
+    if size is not None and is_jpeg(buffer):
+        dims = jpeg_size(buffer)
+        if dims is not None:
+            flag = _reduced_flag(dims, size)
+    decoded = cv2.imdecode(buffer, flag)
     if decoded is None:
         raise ImageConversionError(
             f'cannot decode compressed image ({fmt or "no format"}, {buffer.size} bytes)')
-    if size is not None:
+    original = flag == cv2.IMREAD_COLOR
+    if size is not None and (decoded.shape[1], decoded.shape[0]) != tuple(size):
         decoded = resize(decoded, size)
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        original = False
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), original
+
+
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def _reduced_flag(dims: Tuple[int, int], size: Tuple[int, int]) -> int:
+    width, height = dims
+    for factor, flag in _REDUCED:
+        if -(-width // factor) >= size[0] and -(-height // factor) >= size[1]:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
+def is_jpeg(data: Any) -> bool:
+    """Return True when the bytes start like a JPEG file (SOI marker)."""
+    head = np.frombuffer(data, dtype=np.uint8)[:3]
+    return head.size == 3 and bytes(head) == b'\xff\xd8\xff'
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(data: Any) -> Optional[Tuple[int, int]]:
+    """Return (width, height) from a JPEG's frame header without decoding; None if not found."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    end = buf.size
+    i = 2
+    while i + 9 <= end:
+        if buf[i] != 0xFF:
+            return None
+        marker = int(buf[i + 1])
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF_MARKERS:
+            height = (int(buf[i + 5]) << 8) | int(buf[i + 6])
+            width = (int(buf[i + 7]) << 8) | int(buf[i + 8])
+            return (width, height) if width and height else None
+        if marker in (0xD9, 0xDA):  # end of image or scan data before any frame header
+            return None
+        length = (int(buf[i + 2]) << 8) | int(buf[i + 3])
+        if length < 2:
+            return None
+        i += 2 + length
+    return None

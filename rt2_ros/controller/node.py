@@ -48,7 +48,7 @@ from rt2_ros.controller.safety import SafetyLimits, SafetyStage
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
 from rt2_ros.ros.actuators import ActuatorOutputs
-from rt2_ros.ros.convert import action_array, image_msg_to_rgb, pose_sample, stamp_seconds
+from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
 from rt2_ros.ros.markers import build_markers
 from sensor_msgs.msg import CompressedImage, Image
@@ -522,12 +522,10 @@ class ControllerNode(LifecycleNode):
         pose = self.core.pose
 
         def build() -> Observation:
-            image = image_msg_to_rgb(message, size)
             state = None
             if pose is not None:
                 state = np.concatenate([pose.position, pose.orientation])
-            return Observation(image=image, instruction=ticket.instruction, stamp=ticket.stamp,
-                               state=state)
+            return build_observation(message, size, ticket.instruction, ticket.stamp, state)
 
         request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
                                    ticket.sent_at)
