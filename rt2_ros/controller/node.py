@@ -61,6 +61,7 @@ EXTRA_PREFIX = 'policy.extra.'
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+SWITCH_INTERVAL_S = 0.001
 
 
 class ParameterError(ValueError):
@@ -304,7 +305,7 @@ class ControllerNode(LifecycleNode):
         }
         self._rt = rt
         self.core = core
-        rt['pool'] = InferencePool(policies, self._on_reply)
+        rt['pool'] = InferencePool(policies, self._on_reply, self._on_worker_idle)
         rt['actuators'] = ActuatorOutputs(self, frame_id, output_mode, mapper.has_gripper,
                                           mapper.has_base)
         rt['action_pub'] = self.create_publisher(Float64MultiArray, '~/action', RELIABLE_10)
@@ -515,6 +516,20 @@ class ControllerNode(LifecycleNode):
             else:
                 self.get_logger().warning(text)
 
+    def _on_worker_idle(self) -> None:
+        """
+        Run on an inference worker that just finished: ask for the next decision at once.
+
+        Without this the next request waits for the next control tick (10 ms on average at
+        50 Hz), which a policy whose latency is close to the decision period cannot afford.
+        """
+        core = self.core
+        if core is None or self._rt is None:
+            return
+        ticket = core.poll_request(self._now())
+        if ticket is not None:
+            self._submit(ticket)
+
     def _submit(self, ticket) -> None:
         rt = self._rt
         message = ticket.payload
@@ -593,6 +608,10 @@ class ControllerNode(LifecycleNode):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Entry point of the rt2_controller executable."""
+    # Python hands the GIL to a waiting thread only every switch interval (5 ms by default): a
+    # worker busy encoding an image could hold the control timer that long. 1 ms keeps timer
+    # jitter near the OS's (python -m bench.control_loop) at a negligible switching cost.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
 

@@ -1,0 +1,204 @@
+"""
+The real rt2_controller process under a 300 ms policy: control-timer jitter and image-to-command
+latency.
+
+Run: .venv/bin/python -m bench.control_loop [--seconds 10]
+
+Set-up: the scripted policy server of the tests (test/support, OpenVLA /act over loopback)
+answers every request after exactly 300 ms - asyncio sleeps, so the "model" costs no CPU and
+the figures show the node, not two processes fighting over this machine's two cores - with an
+action whose dx encodes which camera frame it saw (the frame number is written into the first
+pixel; the server's `echo` reply reads it back). rt2_controller runs as its own process with
+its default settings (50 Hz control, rt2 space at 3 Hz, asynchronous latency-aware requests,
+annotated images on), enabled; this process publishes a 30 Hz camera and records every
+TwistStamped on servo/delta_twist_cmds with its arrival time.
+
+- Jitter: |interval - 20 ms| between consecutive commands, from the commands' header stamps
+  (when the node's timer ran) and from their arrival here (adds DDS and this process).
+- Image to command: for each decision, the first command that moves at its frame's velocity,
+  header stamp minus the frame's camera stamp, minus the model's 300 ms. Split into the time to
+  the request reaching the server (frame age when the node asked + conversion + encoding +
+  transfer + the server's decoding) and from the answer to that first command (reply transfer,
+  merge, and waiting for the running step to end: each decision is one step of 1/3 s, executed
+  after the one before it).
+"""
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from bench.common import camera_like, percentile, print_table, summary_ms, test_support_path
+
+MODEL_S = 0.3
+RATE_HZ = 50.0
+PERIOD_S = 1.0 / RATE_HZ
+DECISION_S = 1.0 / 3.0
+SCALE = 1e-4  # dx per frame number: frames 1..499 stay inside rt2's +-0.05 m
+BASE_ACTION = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def _environment() -> None:
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(101, 200)))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    if test_support_path() not in sys.path:
+        sys.path.insert(0, test_support_path())
+
+
+class TaggedCamera:
+    """Publish camera frames at 30 Hz whose top-left pixels carry the frame number."""
+
+    def __init__(self, harness: Any, width: int, height: int, rate_hz: float = 30.0) -> None:
+        self.harness = harness
+        self.width, self.height = width, height
+        self.period = 1.0 / rate_hz
+        self.base = camera_like(height, width)
+        self.stamps: Dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+        publisher = self.harness.publisher('camera/image_raw', Image, qos_profile_sensor_data)
+        frame = 0
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            frame += 1
+            pixels = self.base.copy()
+            # a 16x16 block, so the number survives the node's resize (area averaging)
+            pixels[:16, :16, 0], pixels[:16, :16, 1] = frame % 256, frame // 256
+            stamp = time.time()
+            msg = Image(height=self.height, width=self.width, encoding='rgb8', is_bigendian=0,
+                        step=self.width * 3, data=pixels.tobytes())
+            msg.header.stamp = self.harness.stamp(stamp)
+            msg.header.frame_id = 'camera'
+            self.stamps[frame] = stamp
+            publisher.publish(msg)
+            next_time += self.period
+            self._stop.wait(max(0.0, next_time - time.monotonic()))
+
+
+def _stamp(msg: Any) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def jitter(times: List[float]) -> Dict[str, float]:
+    intervals = [b - a for a, b in zip(times, times[1:])]
+    out = summary_ms([abs(i - PERIOD_S) for i in intervals])
+    out['mean_interval_ms'] = round(1000 * sum(intervals) / max(1, len(intervals)), 3)
+    return out
+
+
+def latencies(twists: List[Any], frames: Dict[int, float],
+              requests: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Match each decision (a frame the server saw) to the first command moving at its speed."""
+    commands = [(_stamp(item.msg), item.msg.twist.linear.x) for item in twists]
+    tags = [(r['image_tag'], r['time']) for r in requests if r.get('image_tag')]
+    total, to_server, to_command = [], [], []
+    start = 0
+    for (previous, _), (tag, received) in zip(tags, tags[1:]):
+        if tag <= previous or tag not in frames:
+            continue
+        old_speed = SCALE * previous / DECISION_S
+        for index in range(start, len(commands)):
+            stamp, speed = commands[index]
+            if stamp > received and speed > old_speed + 1e-7:
+                total.append(stamp - frames[tag] - MODEL_S)
+                to_server.append(received - frames[tag])
+                to_command.append(stamp - received - MODEL_S)
+                start = index
+                break
+    return {'camera_to_command_minus_model': summary_ms(total),
+            'camera_to_server_p50_ms': round(1000 * percentile(to_server, 50), 3),
+            'answer_to_command_p50_ms': round(1000 * percentile(to_command, 50), 3),
+            'decisions': len(total)}
+
+
+def run_scenario(width: int, height: int, seconds: float,
+                 resize: Optional[int] = None) -> Dict[str, Any]:
+    _environment()
+    from geometry_msgs.msg import TwistStamped
+    from support.ros_harness import NodeProcess, RosHarness
+    from support.scripted_policy_server import echo, hang, ScriptedPolicyServer
+    params = {'policy.backend': 'openvla_http', 'policy.timeout_s': 2.0,
+              'action_space': 'rt2', 'control_rate_hz': RATE_HZ, 'enabled_on_start': True,
+              'limits.max_linear_speed': 1.0}
+    if resize:
+        params['image.width'] = params['image.height'] = resize
+    namespace = f'/bench{os.getpid()}'
+    with ScriptedPolicyServer() as server:
+        server.set_default(hang(MODEL_S, then=echo(BASE_ACTION, 1, SCALE)))
+        params['policy.url'] = server.url
+        with NodeProcess(params=params, namespace=namespace) as node, \
+                RosHarness(namespace=namespace) as harness:
+            node.wait_for_log('active', timeout=60)
+            twists = harness.record('servo/delta_twist_cmds', TwistStamped)
+            camera = TaggedCamera(harness, width, height)
+            camera.start()
+            try:
+                harness.publish_instruction('push the red block to the left')
+                first = twists.wait_for(lambda m: m.twist.linear.x > 0, timeout=60)
+                mark = twists.mark()
+                time.sleep(seconds)  # measuring a steady state over a fixed time
+                items = twists.items(mark)
+            finally:
+                camera.stop()
+            requests = server.requests()
+            del first
+    out = {'camera': f'{width}x{height}' + (f' -> {resize}x{resize}' if resize else ''),
+           'commands': len(items),
+           'jitter_stamp': jitter([_stamp(i.msg) for i in items]),
+           'jitter_arrival': jitter([i.wall for i in items]),
+           'stopped_ticks': sum(1 for i in items if i.msg.twist.linear.x <= 0)}
+    out.update(latencies(items, camera.stamps, requests))
+    return out
+
+
+def run(seconds: float = 10.0, quick: bool = False) -> Dict[str, Any]:
+    if quick:
+        return {'scenarios': [run_scenario(224, 224, 1.5)]}
+    return {'scenarios': [run_scenario(224, 224, seconds),
+                          run_scenario(640, 480, seconds, resize=224)]}
+
+
+def print_results(results: Dict[str, Any]) -> None:
+    header = ['camera', 'commands', 'jitter p50', 'jitter p99', 'arrival p99', 'stopped',
+              'img->cmd -model p50', 'p99', 'to server', 'answer->cmd']
+    rows = []
+    for s in results['scenarios']:
+        latency = s['camera_to_command_minus_model']
+        rows.append([s['camera'], s['commands'], s['jitter_stamp']['p50_ms'],
+                     s['jitter_stamp']['p99_ms'], s['jitter_arrival']['p99_ms'],
+                     s['stopped_ticks'], latency['p50_ms'], latency['p99_ms'],
+                     s['camera_to_server_p50_ms'], s['answer_to_command_p50_ms']])
+    print_table('rt2_controller at 50 Hz with a 300 ms policy (ms; jitter = |interval - 20 ms|)',
+                header, rows)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--json', action='store_true')
+    args = parser.parse_args(argv)
+    results = run(args.seconds, args.quick)
+    print(json.dumps(results) if args.json else '', end='')
+    if not args.json:
+        print_results(results)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
