@@ -51,7 +51,7 @@ def _overhead(results: Dict[str, Any], path: str, image: str) -> Optional[float]
 
 
 def summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The figures the goals name, each with its goal and whether it is met."""
+    """Return the figures the goals name, each with its goal and whether it is met."""
     rows: List[Dict[str, Any]] = []
 
     def add(figure: str, value: Optional[float], goal_text: str, limit: Optional[float],

@@ -1,6 +1,5 @@
 """
-The real rt2_controller process under a 300 ms policy: control-timer jitter and image-to-command
-latency.
+The real rt2_controller under a 300 ms policy: control-timer jitter, image-to-command latency.
 
 Run: .venv/bin/python -m bench.control_loop [--seconds 10]
 

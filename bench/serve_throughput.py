@@ -51,7 +51,7 @@ def start_server(model: str, device: str, max_batch: int,
 
 
 def request_body(seed: int) -> bytes:
-    """A real openvla_http request (what OpenVLAHttpPolicy sends) for a camera-like frame."""
+    """Return a real openvla_http request body (what OpenVLAHttpPolicy sends) for a frame."""
     policy = make_policy(PolicyConfig(backend='openvla_http', url='http://127.0.0.1:1'))
     body = policy.build_body(Observation(image=camera_like(224, 224, seed),
                                          instruction='pick up the red block'))
@@ -81,7 +81,7 @@ class Robot:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
+    """Return the user + system CPU seconds a process has used so far (Linux /proc)."""
     with open(f'/proc/{pid}/stat') as stat:
         fields = stat.read().rsplit(')', 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')

@@ -112,7 +112,7 @@ def echo(values: Sequence[float], dim: int, scale: float) -> Dict[str, Any]:
 
 
 def image_tag(image: Any) -> int:
-    """The tag echo() reads from an HxWx3 image: first pixel's red + 256 * green."""
+    """Return the tag echo() reads from an HxWx3 image: first pixel's red + 256 * green."""
     return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
 
 
