@@ -13,7 +13,9 @@ annotated images on), enabled; this process publishes a 30 Hz camera and records
 TwistStamped on servo/delta_twist_cmds with its arrival time.
 
 - Jitter: |interval - 20 ms| between consecutive commands, from the commands' header stamps
-  (when the node's timer ran) and from their arrival here (adds DDS and this process).
+  (when the node's timer ran) and from their arrival here (adds DDS and this process). Beside
+  it, measured at the same time, a bare Python loop sleeping to 20 ms deadlines in its own
+  process: the scheduling jitter this machine gives any process at that moment.
 - Image to command: for each decision, the first command that moves at its frame's velocity,
   header stamp minus the frame's camera stamp, minus the model's 300 ms. Split into the time to
   the request reaching the server (frame age when the node asked + conversion + encoding +
@@ -36,7 +38,7 @@ MODEL_S = 0.3
 RATE_HZ = 50.0
 PERIOD_S = 1.0 / RATE_HZ
 DECISION_S = 1.0 / 3.0
-SCALE = 1e-4  # dx per frame number: frames 1..499 stay inside rt2's +-0.05 m
+SCALE = 4e-5  # dx per frame number: tags 0..1023 stay inside rt2's +-0.05 m
 BASE_ACTION = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
 
 
@@ -51,9 +53,11 @@ def _environment() -> None:
 class TaggedCamera:
     """Publish camera frames at 30 Hz whose top-left pixels carry the frame number."""
 
-    def __init__(self, harness: Any, width: int, height: int, rate_hz: float = 30.0) -> None:
+    def __init__(self, harness: Any, width: int, height: int, rate_hz: float = 30.0,
+                 compressed: bool = False) -> None:
         self.harness = harness
         self.width, self.height = width, height
+        self.compressed = compressed
         self.period = 1.0 / rate_hz
         self.base = camera_like(height, width)
         self.stamps: Dict[int, float] = {}
@@ -68,25 +72,62 @@ class TaggedCamera:
         self._thread.join(5.0)
 
     def _run(self) -> None:
+        import cv2
         from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-        publisher = self.harness.publisher('camera/image_raw', Image, qos_profile_sensor_data)
+        from sensor_msgs.msg import CompressedImage, Image
+        from support.scripted_policy_server import tag_image
+        if self.compressed:
+            publisher = self.harness.publisher('camera/image_raw/compressed', CompressedImage,
+                                               qos_profile_sensor_data)
+        else:
+            publisher = self.harness.publisher('camera/image_raw', Image,
+                                               qos_profile_sensor_data)
         frame = 0
         next_time = time.monotonic()
         while not self._stop.is_set():
             frame += 1
             pixels = self.base.copy()
-            # a 16x16 block, so the number survives the node's resize (area averaging)
-            pixels[:16, :16, 0], pixels[:16, :16, 1] = frame % 256, frame // 256
+            tag_image(pixels, frame % 1024)  # survives the node's resize and JPEG
             stamp = time.time()
-            msg = Image(height=self.height, width=self.width, encoding='rgb8', is_bigendian=0,
-                        step=self.width * 3, data=pixels.tobytes())
+            if self.compressed:
+                ok, data = cv2.imencode('.jpg', pixels[:, :, ::-1],
+                                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+                msg = CompressedImage(format='jpeg', data=data.tobytes())
+            else:
+                msg = Image(height=self.height, width=self.width, encoding='rgb8',
+                            is_bigendian=0, step=self.width * 3, data=pixels.tobytes())
             msg.header.stamp = self.harness.stamp(stamp)
             msg.header.frame_id = 'camera'
-            self.stamps[frame] = stamp
+            self.stamps[frame % 1024] = stamp
             publisher.publish(msg)
             next_time += self.period
             self._stop.wait(max(0.0, next_time - time.monotonic()))
+
+
+BASELINE = '''
+import json, sys, time
+period, count = float(sys.argv[1]), int(sys.argv[2])
+start = time.monotonic()
+wakes = []
+for k in range(1, count + 1):
+    delay = start + k * period - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    wakes.append(time.monotonic())
+print(json.dumps(wakes))
+'''
+
+
+def start_baseline(seconds: float) -> Any:
+    """
+    Start a bare Python loop sleeping to 20 ms deadlines in its own process (no ROS, no work).
+
+    Run during the measurement, its jitter is what this machine's scheduler gives any process
+    at that moment: the floor under the node's figure.
+    """
+    import subprocess
+    return subprocess.Popen([sys.executable, '-c', BASELINE, str(PERIOD_S),
+                             str(int(seconds / PERIOD_S))], stdout=subprocess.PIPE, text=True)
 
 
 def _stamp(msg: Any) -> float:
@@ -125,8 +166,8 @@ def latencies(twists: List[Any], frames: Dict[int, float],
             'decisions': len(total)}
 
 
-def run_scenario(width: int, height: int, seconds: float,
-                 resize: Optional[int] = None) -> Dict[str, Any]:
+def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] = None,
+                 compressed: bool = False) -> Dict[str, Any]:
     _environment()
     from geometry_msgs.msg import TwistStamped
     from support.ros_harness import NodeProcess, RosHarness
@@ -136,6 +177,8 @@ def run_scenario(width: int, height: int, seconds: float,
               'limits.max_linear_speed': 1.0}
     if resize:
         params['image.width'] = params['image.height'] = resize
+    if compressed:
+        params['image.compressed'] = True
     namespace = f'/bench{os.getpid()}'
     with ScriptedPolicyServer() as server:
         server.set_default(hang(MODEL_S, then=echo(BASE_ACTION, 1, SCALE)))
@@ -144,22 +187,26 @@ def run_scenario(width: int, height: int, seconds: float,
                 RosHarness(namespace=namespace) as harness:
             node.wait_for_log('active', timeout=60)
             twists = harness.record('servo/delta_twist_cmds', TwistStamped)
-            camera = TaggedCamera(harness, width, height)
+            camera = TaggedCamera(harness, width, height, compressed=compressed)
             camera.start()
             try:
                 harness.publish_instruction('push the red block to the left')
                 first = twists.wait_for(lambda m: m.twist.linear.x > 0, timeout=60)
                 mark = twists.mark()
+                baseline = start_baseline(seconds)
                 time.sleep(seconds)  # measuring a steady state over a fixed time
                 items = twists.items(mark)
+                wakes = json.loads(baseline.communicate(timeout=60)[0])
             finally:
                 camera.stop()
             requests = server.requests()
             del first
-    out = {'camera': f'{width}x{height}' + (f' -> {resize}x{resize}' if resize else ''),
+    out = {'camera': f'{width}x{height}' + (' JPEG' if compressed else ' raw')
+           + (f' -> {resize}x{resize}' if resize else ''),
            'commands': len(items),
            'jitter_stamp': jitter([_stamp(i.msg) for i in items]),
            'jitter_arrival': jitter([i.wall for i in items]),
+           'jitter_bare_loop': jitter(wakes),
            'stopped_ticks': sum(1 for i in items if i.msg.twist.linear.x <= 0)}
     out.update(latencies(items, camera.stamps, requests))
     return out
@@ -169,18 +216,19 @@ def run(seconds: float = 10.0, quick: bool = False) -> Dict[str, Any]:
     if quick:
         return {'scenarios': [run_scenario(224, 224, 1.5)]}
     return {'scenarios': [run_scenario(224, 224, seconds),
-                          run_scenario(640, 480, seconds, resize=224)]}
+                          run_scenario(640, 480, seconds, resize=224),
+                          run_scenario(640, 480, seconds, resize=224, compressed=True)]}
 
 
 def print_results(results: Dict[str, Any]) -> None:
-    header = ['camera', 'commands', 'jitter p50', 'jitter p99', 'arrival p99', 'stopped',
-              'img->cmd -model p50', 'p99', 'to server', 'answer->cmd']
+    header = ['camera', 'commands', 'jitter p50', 'jitter p99', 'arrival p99', 'bare loop p99',
+              'stopped', 'img->cmd -model p50', 'p99', 'to server', 'answer->cmd']
     rows = []
     for s in results['scenarios']:
         latency = s['camera_to_command_minus_model']
         rows.append([s['camera'], s['commands'], s['jitter_stamp']['p50_ms'],
                      s['jitter_stamp']['p99_ms'], s['jitter_arrival']['p99_ms'],
-                     s['stopped_ticks'], latency['p50_ms'], latency['p99_ms'],
+                     s['jitter_bare_loop']['p99_ms'], s['stopped_ticks'], latency['p50_ms'], latency['p99_ms'],
                      s['camera_to_server_p50_ms'], s['answer_to_command_p50_ms']])
     print_table('rt2_controller at 50 Hz with a 300 ms policy (ms; jitter = |interval - 20 ms|)',
                 header, rows)

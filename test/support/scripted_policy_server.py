@@ -29,8 +29,8 @@ websocket; `server.push(..., protocol='ws')` queues websocket replies):
 - oversized(n_bytes) - a valid-looking JSON body of n bytes (tests the client's size cap).
 - hang(seconds, then=None) - wait, then send `then` (default: the default reply).
 - echo(values, dim, scale) - /act only: values with values[dim] += scale * tag, where tag is
-  read from the request image's first pixel (red + 256 * green); lets a test or benchmark tell
-  which camera frame a command came from. Logged requests carry `image_tag`.
+  read from the request image's top-left 8x8 pixels (see image_tag); lets a test or benchmark
+  tell which camera frame a command came from. Logged requests carry `image_tag`.
 - die() - the server process exits at once, without replying (server gone mid-episode).
 - text(content) - the assistant text of a chat completion (`protocol='openai'` queue; the
   default there is the default action's values rounded to integers, i.e. bins, as text). raw,
@@ -112,8 +112,20 @@ def echo(values: Sequence[float], dim: int, scale: float) -> Dict[str, Any]:
 
 
 def image_tag(image: Any) -> int:
-    """Return the tag echo() reads from an HxWx3 image: first pixel's red + 256 * green."""
-    return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
+    """
+    Return the number written into an HxWx3 image's top-left corner by tag_image().
+
+    Mean red and green of the top-left 8x8 pixels in steps of 8 (tag = r / 8 + 32 * g / 8,
+    0..1023): coarse enough to survive JPEG compression and resizing.
+    """
+    corner = image[:8, :8, :2].reshape(-1, 2).mean(axis=0)
+    return int(round(float(corner[0]) / 8)) + 32 * int(round(float(corner[1]) / 8))
+
+
+def tag_image(image: Any, tag: int, block: int = 32) -> None:
+    """Write tag (0..1023) into the top-left block x block pixels of an RGB image, in place."""
+    image[:block, :block, 0] = (tag % 32) * 8
+    image[:block, :block, 1] = (tag // 32) * 8
 
 
 def text(content: str) -> Dict[str, Any]:
