@@ -104,7 +104,7 @@ class TaggedCamera:
             self._stop.wait(max(0.0, next_time - time.monotonic()))
 
 
-BASELINE = '''
+BASELINE = """
 import json, sys, time
 period, count = float(sys.argv[1]), int(sys.argv[2])
 start = time.monotonic()
@@ -115,7 +115,7 @@ for k in range(1, count + 1):
         time.sleep(delay)
     wakes.append(time.monotonic())
 print(json.dumps(wakes))
-'''
+"""
 
 
 def start_baseline(seconds: float) -> Any:
@@ -228,8 +228,9 @@ def print_results(results: Dict[str, Any]) -> None:
         latency = s['camera_to_command_minus_model']
         rows.append([s['camera'], s['commands'], s['jitter_stamp']['p50_ms'],
                      s['jitter_stamp']['p99_ms'], s['jitter_arrival']['p99_ms'],
-                     s['jitter_bare_loop']['p99_ms'], s['stopped_ticks'], latency['p50_ms'], latency['p99_ms'],
-                     s['camera_to_server_p50_ms'], s['answer_to_command_p50_ms']])
+                     s['jitter_bare_loop']['p99_ms'], s['stopped_ticks'], latency['p50_ms'],
+                     latency['p99_ms'], s['camera_to_server_p50_ms'],
+                     s['answer_to_command_p50_ms']])
     print_table('rt2_controller at 50 Hz with a 300 ms policy (ms; jitter = |interval - 20 ms|)',
                 header, rows)
 
