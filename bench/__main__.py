@@ -72,8 +72,9 @@ def summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         add(f'control jitter p99 ms (stamps), 300 ms policy, camera {scenario["camera"]}',
             scenario['jitter_stamp']['p99_ms'], '<= 2', 2.0)
         latency = scenario['camera_to_command_minus_model']
-        add(f'camera stamp -> command minus model, p50 ms, camera {scenario["camera"]}',
-            latency['p50_ms'], '', None)
+        if latency['n']:
+            add(f'camera stamp -> command minus model, p50 ms, camera {scenario["camera"]}',
+                latency['p50_ms'], '', None)
     wire = results.get('wire_formats')
     if wire:
         from bench.wire_formats import best_ratio

@@ -68,6 +68,8 @@ def print_table(title: str, header: Sequence[str], rows: List[Sequence[Any]]) ->
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return '-'
     if isinstance(value, float):
         if math.isnan(value):
             return '-'

@@ -3,6 +3,9 @@ The real rt2_controller under a 300 ms policy: control-timer jitter, image-to-co
 
 Run: .venv/bin/python -m bench.control_loop [--seconds 10]
 
+A last scenario runs the node with the local backend on a tiny random checkpoint instead (about
+25 ms of CPU per decision, in the node's own process): jitter only, as nothing traces frames.
+
 Set-up: the scripted policy server of the tests (test/support, OpenVLA /act over loopback)
 answers every request after exactly 300 ms - asyncio sleeps, so the "model" costs no CPU and
 the figures show the node, not two processes fighting over this machine's two cores - with an
@@ -167,8 +170,15 @@ def latencies(twists: List[Any], frames: Dict[int, float],
 
 
 def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] = None,
-                 compressed: bool = False) -> Dict[str, Any]:
+                 compressed: bool = False, local_model: Optional[str] = None) -> Dict[str, Any]:
+    """
+    Run the node with the scripted 300 ms server, or with local_model in its own process.
+
+    With the local backend there is no server to trace frames through: only the jitter (and
+    the CPU-bound model now shares the node's process and its GIL).
+    """
     _environment()
+    from contextlib import ExitStack
     from geometry_msgs.msg import TwistStamped
     from support.ros_harness import NodeProcess, RosHarness
     from support.scripted_policy_server import echo, hang, ScriptedPolicyServer
@@ -180,9 +190,15 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     if compressed:
         params['image.compressed'] = True
     namespace = f'/bench{os.getpid()}'
-    with ScriptedPolicyServer() as server:
-        server.set_default(hang(MODEL_S, then=echo(BASE_ACTION, 1, SCALE)))
-        params['policy.url'] = server.url
+    with ExitStack() as stack:
+        server = None
+        if local_model:
+            params.update({'policy.backend': 'local', 'policy.model_path': local_model,
+                           'policy.device': 'cpu'})
+        else:
+            server = stack.enter_context(ScriptedPolicyServer())
+            server.set_default(hang(MODEL_S, then=echo(BASE_ACTION, 1, SCALE)))
+            params['policy.url'] = server.url
         with NodeProcess(params=params, namespace=namespace) as node, \
                 RosHarness(namespace=namespace) as harness:
             node.wait_for_log('active', timeout=60)
@@ -191,7 +207,8 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
             camera.start()
             try:
                 harness.publish_instruction('push the red block to the left')
-                first = twists.wait_for(lambda m: m.twist.linear.x > 0, timeout=60)
+                first = twists.wait_for(lambda m: local_model or m.twist.linear.x > 0,
+                                        timeout=60)
                 mark = twists.mark()
                 baseline = start_baseline(seconds)
                 time.sleep(seconds)  # measuring a steady state over a fixed time
@@ -199,17 +216,29 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
                 wakes = json.loads(baseline.communicate(timeout=60)[0])
             finally:
                 camera.stop()
-            requests = server.requests()
+            requests = server.requests() if server else []
             del first
     out = {'camera': f'{width}x{height}' + (' JPEG' if compressed else ' raw')
-           + (f' -> {resize}x{resize}' if resize else ''),
+           + (f' -> {resize}x{resize}' if resize else '')
+           + (', local tiny model in the node' if local_model else ''),
            'commands': len(items),
            'jitter_stamp': jitter([_stamp(i.msg) for i in items]),
            'jitter_arrival': jitter([i.wall for i in items]),
            'jitter_bare_loop': jitter(wakes),
-           'stopped_ticks': sum(1 for i in items if i.msg.twist.linear.x <= 0)}
+           'stopped_ticks': None if local_model else
+           sum(1 for i in items if i.msg.twist.linear.x <= 0)}
     out.update(latencies(items, camera.stamps, requests))
     return out
+
+
+def run_local(seconds: float) -> Dict[str, Any]:
+    """The node with the local backend on a tiny random checkpoint (about 25 ms of CPU each)."""
+    import tempfile
+    from rt2_ros.models.tiny_vla import save_tiny_vla, spec_from_args
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, 'tiny-rt2')
+        save_tiny_vla(path, spec_from_args('rt2', 0))
+        return run_scenario(224, 224, seconds, local_model=path)
 
 
 def run(seconds: float = 10.0, quick: bool = False) -> Dict[str, Any]:
@@ -217,7 +246,8 @@ def run(seconds: float = 10.0, quick: bool = False) -> Dict[str, Any]:
         return {'scenarios': [run_scenario(224, 224, 1.5)]}
     return {'scenarios': [run_scenario(224, 224, seconds),
                           run_scenario(640, 480, seconds, resize=224),
-                          run_scenario(640, 480, seconds, resize=224, compressed=True)]}
+                          run_scenario(640, 480, seconds, resize=224, compressed=True),
+                          run_local(seconds)]}
 
 
 def print_results(results: Dict[str, Any]) -> None:
@@ -231,8 +261,8 @@ def print_results(results: Dict[str, Any]) -> None:
                      s['jitter_bare_loop']['p99_ms'], s['stopped_ticks'], latency['p50_ms'],
                      latency['p99_ms'], s['camera_to_server_p50_ms'],
                      s['answer_to_command_p50_ms']])
-    print_table('rt2_controller at 50 Hz with a 300 ms policy (ms; jitter = |interval - 20 ms|)',
-                header, rows)
+    print_table('rt2_controller at 50 Hz, 300 ms remote policy (last row: local tiny model in '
+                'the node) - ms; jitter = |interval - 20 ms|', header, rows)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
