@@ -232,7 +232,7 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
 
 
 def run_local(seconds: float) -> Dict[str, Any]:
-    """The node with the local backend on a tiny random checkpoint (about 25 ms of CPU each)."""
+    """Run the node with the local backend on a tiny random checkpoint (~25 ms CPU each)."""
     import tempfile
     from rt2_ros.models.tiny_vla import save_tiny_vla, spec_from_args
     with tempfile.TemporaryDirectory() as scratch:
