@@ -20,12 +20,17 @@ ready; the model's own time is subtracted:
   One reference row uses the scripted policy server of the tests (FastAPI/uvicorn) instead, to
   show what a Python server framework adds on its side.
 
+`worker CPU` is the inference worker thread's own CPU time for the decision (model excluded):
+unlike wall time it hardly depends on what else the machine runs, and it leaves out the
+server's side of the round trip.
+
 Frames are camera-like (smooth + noise) so JPEG sizes are realistic; no resize is configured,
 so the policy gets the frame at its camera size. `jpeg passthrough` feeds a CompressedImage
 (the camera's own JPEG) to the openai client, which sends it without decoding-and-encoding.
 """
 import argparse
 import json
+import math
 import sys
 import threading
 import time
@@ -101,6 +106,7 @@ class DecisionPath:
         if outcome.accepted:
             action_array(outcome.result.actions, outcome.result.names)
         self._finished = time.perf_counter()
+        self._cpu_end = time.thread_time()
         self._merge_s = self._finished - start
         self._last = (reply, outcome)
         self._done.set()
@@ -120,6 +126,7 @@ class DecisionPath:
         built = {}
 
         def build():
+            built['cpu'] = time.thread_time()  # the worker's own CPU clock, from here to merged
             t0 = time.perf_counter()
             observation = build_observation(ticket.payload, size, ticket.instruction,
                                             ticket.stamp)
@@ -140,7 +147,9 @@ class DecisionPath:
         return {'total': total, 'model': model, 'overhead': total - model,
                 'convert': built.get('s', 0.0), 'encode': timing.encode_s or 0.0,
                 'call': timing.request_s - (timing.encode_s or 0.0) - model,
-                'merge': self._merge_s}
+                'merge': self._merge_s,
+                # a model's threads are not the worker's: its CPU cannot be told apart here
+                'cpu': self._cpu_end - built['cpu'] if model == 0.0 else math.nan}
 
     def close(self) -> None:
         self.pool.close()
@@ -156,7 +165,7 @@ def measure(policy: Any, message: Any, decisions: int, warmup: int = 5,
     finally:
         path.close()
     out = summary_ms([r['overhead'] for r in runs])
-    for part in ('convert', 'encode', 'call', 'merge', 'model'):
+    for part in ('convert', 'encode', 'call', 'merge', 'model', 'cpu'):
         out[f'{part}_p50_ms'] = summary_ms([r[part] for r in runs])['p50_ms']
     return out
 
@@ -239,9 +248,10 @@ def run(decisions: int = 200, quick: bool = False, local: bool = True) -> Dict[s
 
 def print_results(results: Dict[str, Any]) -> None:
     header = ['path', 'wire', 'image', 'p50 ms', 'p99 ms', 'convert', 'encode', 'call',
-              'merge']
+              'merge', 'worker CPU']
     rows = [[r['path'], r['wire'], r['image'], r['p50_ms'], r['p99_ms'], r['convert_p50_ms'],
-             r['encode_p50_ms'], r['call_p50_ms'], r['merge_p50_ms']] for r in results['rows']]
+             r['encode_p50_ms'], r['call_p50_ms'], r['merge_p50_ms'], r['cpu_p50_ms']]
+            for r in results['rows']]
     print_table('Node overhead per decision, model excluded (parts: p50 ms)', header, rows)
     tick = results['tick']
     print(f'  control tick compute (core.tick): p50 {tick["p50_ms"] * 1000:.0f} us, '
