@@ -531,10 +531,12 @@ class ControllerNode(LifecycleNode):
             self._submit(ticket)
 
     def _submit(self, ticket) -> None:
-        rt = self._rt
+        rt, core = self._rt, self.core
+        if rt is None or core is None:
+            return  # torn down meanwhile (a worker thread may call this during cleanup)
         message = ticket.payload
         size = rt['size']
-        pose = self.core.pose
+        pose = core.pose
 
         def build() -> Observation:
             state = None
@@ -545,7 +547,7 @@ class ControllerNode(LifecycleNode):
         request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
                                    ticket.sent_at)
         if not rt['pool'].submit(request):
-            self.core.cancel(ticket)
+            core.cancel(ticket)
 
     def _on_reply(self, reply: InferenceReply) -> None:
         """Run on an inference worker thread."""
