@@ -93,8 +93,8 @@ class DecisionPath:
         self.core.on_instruction('pick up the red block', time.monotonic())
         self.core.set_enabled(True)
         self.model_time = model_time
-        self.pool = InferencePool([policy], self._on_reply)
-        self._done = threading.Event()
+        self._done = threading.Event()  # set when the worker is free again, after the reply
+        self.pool = InferencePool([policy], self._on_reply, self._done.set)
         self._finished = 0.0
         self._merge_s = 0.0
         self._last: Any = None
@@ -109,7 +109,6 @@ class DecisionPath:
         self._cpu_end = time.thread_time()
         self._merge_s = self._finished - start
         self._last = (reply, outcome)
-        self._done.set()
 
     def decide(self, message: Any, size: Optional[tuple] = None) -> Dict[str, float]:
         """Run one decision; return its timings in seconds (overhead = total - model)."""
