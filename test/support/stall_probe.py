@@ -17,9 +17,9 @@ import subprocess
 import sys
 from typing import List, Optional
 
-_PROBE = '''
+_PROBE = """
 import sys, time
-tick, worst, late = 0.002, 0.0, []
+tick, worst = 0.002, 0.0
 last = time.monotonic()
 while True:
     time.sleep(tick)
@@ -28,9 +28,9 @@ while True:
     last = now
     if lateness > worst:
         worst = lateness
-        sys.stdout.write(f"{worst:.6f}\\n")
+        sys.stdout.write(f'{worst:.6f}\\n')
         sys.stdout.flush()
-'''
+"""
 
 
 class StallProbe:
@@ -53,4 +53,4 @@ class StallProbe:
         self.worst_s = max(values, default=0.0)
 
     def describe(self) -> str:
-        return f'machine stall (probe process, worst wake-up lateness) {self.worst_s * 1000:.1f} ms'
+        return f'machine stall (probe process, worst wake-up lateness) {self.worst_s * 1e3:.1f} ms'
