@@ -1,10 +1,11 @@
 """Shared helpers of the benchmarks: percentiles, the machine description, table printing."""
+import json
 import math
 import os
 import platform
 import statistics
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -98,3 +99,13 @@ def camera_like(height: int, width: int, seed: int = 0):
 def test_support_path() -> str:
     """Return the test/ directory, whose support package has the scripted policy server."""
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'test')
+
+
+def emit(results: Dict[str, Any], as_json: bool, print_results: Callable[[Dict[str, Any]], None]
+         ) -> int:
+    """Print a benchmark's results as JSON (for the orchestrator) or as its tables; return 0."""
+    if as_json:
+        print(json.dumps(results))
+    else:
+        print_results(results)
+    return 0

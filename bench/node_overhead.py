@@ -29,14 +29,13 @@ so the policy gets the frame at its camera size. `jpeg passthrough` feeds a Comp
 (the camera's own JPEG) to the openai client, which sends it without decoding-and-encoding.
 """
 import argparse
-import json
 import math
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from bench.common import camera_like, print_table, summary_ms, test_support_path
+from bench.common import camera_like, emit, print_table, summary_ms, test_support_path
 from bench.instant_server import InstantServer
 import numpy as np
 from rt2_ros.actions import load_action_space
@@ -265,11 +264,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
     args = parser.parse_args(argv)
     results = run(args.decisions, args.quick, not args.no_local)
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print_results(results)
-    return 0
+    return emit(results, args.json, print_results)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from bench.common import camera_like, print_table, test_support_path
+from bench.common import camera_like, emit, print_table, test_support_path
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
 
@@ -202,11 +202,7 @@ def print_results(results: Dict[str, Any]) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     results = run(args)
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print_results(results)
-    return 0
+    return emit(results, args.json, print_results)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from bench.common import camera_like, print_table
+from bench.common import camera_like, emit, print_table
 import cv2
 import numpy as np
 from PIL import Image
@@ -126,11 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
     results = run(args.repeat)
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print_results(results)
-    return 0
+    return emit(results, args.json, print_results)
 
 
 if __name__ == '__main__':
