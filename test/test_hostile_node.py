@@ -51,6 +51,7 @@ def rig():
             rig = FaultRig(server, node, h, params, MOVE)
             yield rig
             h.stop_camera()
+            rig.close()
             counts = rig.check_commands()
             assert rig.violations(counts) == 0, counts
 
