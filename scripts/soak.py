@@ -87,11 +87,10 @@ class SoakReport:
 
 
 def _make_model(folder: Path) -> Path:
-    try:
-        from rt2_ros.models.bundled import bundled_model_path
-        return bundled_model_path()
-    except (ImportError, FileNotFoundError):
-        pass
+    from rt2_ros.models.bundled import bundled_model_path
+    bundled = bundled_model_path()
+    if bundled is not None:
+        return bundled
     out = folder / 'tiny-rt2'
     subprocess.run([str(Path(sys.executable).parent / 'rt2'), 'make-tiny-vla', str(out),
                     '--space', 'rt2', '--seed', '0'], check=True, capture_output=True,

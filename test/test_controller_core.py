@@ -329,3 +329,42 @@ def test_out_of_order_results_are_dropped_as_stale():
     assert not late.accepted and late.reason == 'stale'
     assert core.counters.results_stale == 1
     assert core.queue.active.values[1] == 0.02
+
+
+def test_results_older_than_max_result_age_are_dropped():
+    core, loop = _started(max_result_age_s=0.2)
+    core.set_enabled(True)
+    ticket = core.poll_request(loop.now)
+    late = core.on_reply(_reply(ticket, _action(dx=0.02), latency=0.25), ticket.stamp + 0.25)
+    assert not late.accepted and late.reason.startswith('too old')
+    assert core.counters.results_stale == 1 and len(core.queue) == 0
+    loop.now = round(ticket.stamp + 0.26, 9)
+    loop.image()
+    fresh = core.poll_request(loop.now)
+    assert fresh is not None and fresh.stamp > ticket.stamp
+    assert core.on_reply(_reply(fresh, _action(dx=0.02)), fresh.stamp + 0.15).accepted
+
+
+def test_executed_displacement_per_period_matches_each_delta_without_jumps():
+    # decisions keep arriving while the previous step runs; each 1/3 s step moves exactly its
+    # delta, and consecutive commands never jump by more than the difference of two steps
+    core, loop = _started()
+    core.set_enabled(True)
+    deltas = [0.01, 0.03, -0.02, 0.0, 0.025]
+    executed = []
+    for dx in deltas:
+        ticket = None
+        while ticket is None:
+            loop.image()
+            ticket = core.poll_request(loop.now)
+            if ticket is None:
+                executed.append(core.tick(loop.now))
+                loop.now = round(loop.now + DT, 9)
+        assert core.on_reply(_reply(ticket, _action(dx=dx)), loop.now).accepted
+    executed.extend(loop.run(2.0))
+    speeds = [o.command.linear[0] for o in executed if o.command is not None]
+    assert sum(v * DT for v in speeds) == pytest.approx(sum(deltas), abs=1e-9)
+    for dx in deltas:  # each step runs at its own delta / T for most of its period
+        assert sum(v == pytest.approx(dx / T, abs=1e-9) for v in speeds) >= int(T / DT) - 2
+    biggest_change = max(abs(a - b) for a, b in zip(deltas, deltas[1:] + [0.0])) / T
+    assert max(abs(a - b) for a, b in zip(speeds, speeds[1:])) <= biggest_change + 1e-9

@@ -128,3 +128,45 @@ def test_several_workers_run_concurrently():
         p.gate.set()
     assert sorted(r.request.ticket for r in wait(2)) == [1, 2]
     pool.close()
+
+
+def test_a_worker_that_went_idle_takes_the_next_request_at_once():
+    # The node hands the next request to a worker as soon as it is free (on_idle) instead of at
+    # the next control tick; that worker and the control timer may then submit at the same time.
+    policy = GatedPolicy()
+    policy.gate.set()
+    on_reply, wait = _collect()
+    chained = []
+
+    def on_idle():
+        if len(chained) < 20:
+            chained.append(len(chained) + 2)
+            assert pool.submit(_request(chained[-1]))  # the worker just became free
+
+    pool = InferencePool([policy], on_reply, on_idle)
+    assert pool.submit(_request(1))
+    tickets = [reply.request.ticket for reply in wait(21)]
+    assert tickets == list(range(1, 22))
+    assert pool.close()
+
+
+def test_concurrent_submits_claim_a_worker_once():
+    policy = GatedPolicy()
+    on_reply, wait = _collect()
+    pool = InferencePool([policy], on_reply)
+    start = threading.Barrier(8)
+    accepted = []
+
+    def racer(ticket):
+        start.wait()
+        accepted.append(pool.submit(_request(ticket)))
+
+    threads = [threading.Thread(target=racer, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert accepted.count(True) == 1  # never two requests into one worker's inbox
+    policy.gate.set()
+    assert len(wait(1)) == 1
+    assert pool.close()

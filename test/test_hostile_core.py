@@ -75,6 +75,16 @@ def test_a_frame_stamped_slightly_ahead_is_fresh_and_silence_still_halts():
         'no image for' in core.machine.detail
 
 
+def test_a_frame_received_before_sim_time_starts_is_judged_by_its_stamp():
+    """Sim time reads 0 until the first /clock: that is no arrival time (replay-test start-up)."""
+    core, loop = _started()
+    core.on_image(loop.now, 0.0)  # the frame beat the first /clock message
+    assert core.poll_request(loop.now) is not None
+    assert core.machine.state == State.RUNNING
+    outputs = loop.run(TIMEOUT + 2 * DT, camera=False)  # ...and the camera then stops
+    assert _halt_index(outputs, 'stale_image') <= int(TIMEOUT / DT) + 1
+
+
 def test_a_camera_clock_jumping_far_back_halts_and_recovers_when_it_is_right():
     core, loop = _started()
     _moving(core, loop)

@@ -51,6 +51,7 @@ def rig():
             rig = FaultRig(server, node, h, params, MOVE)
             yield rig
             h.stop_camera()
+            rig.close()
             counts = rig.check_commands()
             assert rig.violations(counts) == 0, counts
 
@@ -200,7 +201,7 @@ def test_a_broken_end_effector_pose_never_lets_motion_through_the_workspace_box(
     rig.moving()
     rig.h.start_pose_stream(lambda: inside, rate_hz=50)
     box = {'limits.workspace_min': [0.0, -0.5, 0.0], 'limits.workspace_max': [1.0, 0.5, 1.0]}
-    assert all(r.successful for r in rig.h.set_parameters(box))
+    assert rig.h.set_parameters_atomically(box).successful
     try:
         rig.wait_moving()  # a good pose inside the box: the arm moves
         since = rig.twists.mark()
@@ -214,8 +215,8 @@ def test_a_broken_end_effector_pose_never_lets_motion_through_the_workspace_box(
         rig.wait_moving()
     finally:
         rig.h.stop_pose_stream()
-        assert all(r.successful for r in rig.h.set_parameters(
-            {'limits.workspace_min': [], 'limits.workspace_max': []}))
+        assert rig.h.set_parameters_atomically(
+            {'limits.workspace_min': [], 'limits.workspace_max': []}).successful
 
 
 def _bool_type():

@@ -98,6 +98,7 @@ def rig():
             rig.clock = clock
             yield rig
             clock.stop()
+            rig.close()
             counts = rig.check_commands()
             assert rig.violations(counts) == 0, counts
 

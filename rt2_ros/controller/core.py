@@ -167,7 +167,7 @@ class ControllerCore:
         self.tick_intervals = RollingSamples(500)
         self.enabled = False
         self._image_stamp: Optional[float] = None
-        self._image_arrival = -math.inf
+        self._image_arrival: Optional[float] = -math.inf
         self._image_payload: Any = None
         self._last_requested_stamp = -math.inf
         self._pose: Optional[PoseSample] = None
@@ -210,7 +210,9 @@ class ControllerCore:
         with self._lock:
             self.counters.frames_received += 1
             self._image_stamp = stamp
-            self._image_arrival = now
+            # Before the first /clock message a sim-time clock reads 0: the arrival time is
+            # unknown then (taking it as 0 would make the camera look silent for decades).
+            self._image_arrival = now if now > 0.0 else None
             self._image_payload = payload
 
     def _image_problem(self, now: float) -> str:
@@ -232,7 +234,7 @@ class ControllerCore:
         if -age > timeout:
             return (f'image stamp {-age:.3f} s ahead of the clock > {timeout:.3f} s '
                     '(camera clock wrong?)')
-        silence = now - self._image_arrival
+        silence = 0.0 if self._image_arrival is None else now - self._image_arrival
         if silence > timeout:
             return f'no image for {silence:.3f} s > {timeout:.3f} s'
         return ''

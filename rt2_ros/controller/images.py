@@ -161,6 +161,18 @@ def compressed_to_rgb(fmt: str, data: Any,
     fmt is the message's format field ('jpeg', 'png', 'rgb8; jpeg compressed bgr8', ...); the
     codec is sniffed from the bytes, so fmt only serves error messages.
     """
+    return decode_compressed(fmt, data, size)[0]
+
+
+def decode_compressed(fmt: str, data: Any,
+                      size: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, bool]:
+    """
+    Decode like compressed_to_rgb; also say whether the pixels are the file's own (not resized).
+
+    A JPEG shrunk to size by at least half is decoded at 1/2, 1/4 or 1/8 scale by libjpeg
+    itself (scaled IDCT: the decoder skips the work instead of producing pixels to throw away),
+    then resized once to the exact size.
+    """
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageConversionError(f'empty compressed image ({fmt or "no format"})')
@@ -174,13 +186,36 @@ def compressed_to_rgb(fmt: str, data: Any,
     if width * height > MAX_COMPRESSED_PIXELS:
         raise ImageConversionError(f'cannot decode compressed image: it declares {width}x'
                                    f'{height} pixels, more than {MAX_COMPRESSED_PIXELS}')
+    flag = cv2.IMREAD_COLOR
+    if size is not None and kind == 'JPEG':
+        flag = _reduced_flag((width, height), size)
     try:
-        decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buffer, flag)
     except cv2.error:
         decoded = None
     if decoded is None:
         raise ImageConversionError(
             f'cannot decode compressed image ({fmt or "no format"}, {buffer.size} bytes)')
-    if size is not None:
+    original = flag == cv2.IMREAD_COLOR
+    if size is not None and (decoded.shape[1], decoded.shape[0]) != tuple(size):
         decoded = resize(decoded, size)
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        original = False
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), original
+
+
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def _reduced_flag(dims: Tuple[int, int], size: Tuple[int, int]) -> int:
+    width, height = dims
+    for factor, flag in _REDUCED:
+        if -(-width // factor) >= size[0] and -(-height // factor) >= size[1]:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
+def is_jpeg(data: Any) -> bool:
+    """Return True when the bytes start like a JPEG file (SOI marker)."""
+    head = np.frombuffer(data, dtype=np.uint8)[:3]
+    return head.size == 3 and bytes(head) == b'\xff\xd8\xff'

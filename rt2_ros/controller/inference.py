@@ -57,11 +57,13 @@ class InferenceReply:
 
 class _Worker:
     def __init__(self, policy: Policy, on_reply: Callable[[InferenceReply], None],
-                 name: str) -> None:
+                 name: str, on_idle: Optional[Callable[[], None]] = None) -> None:
         self.policy = policy
         self._on_reply = on_reply
+        self._on_idle = on_idle
         self._inbox: 'queue.Queue[Optional[InferenceRequest]]' = queue.Queue(maxsize=1)
         self._busy = threading.Event()
+        self._claim = threading.Lock()  # the control timer and an idle worker may both submit
         self._episode: Optional[int] = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -71,9 +73,10 @@ class _Worker:
         return self._busy.is_set()
 
     def submit(self, request: InferenceRequest) -> bool:
-        if self._busy.is_set():
-            return False
-        self._busy.set()
+        with self._claim:
+            if self._busy.is_set():
+                return False
+            self._busy.set()
         self._inbox.put_nowait(request)
         return True
 
@@ -98,6 +101,11 @@ class _Worker:
                 traceback.print_exc()
             finally:
                 self._busy.clear()
+            if self._on_idle is not None:
+                try:
+                    self._on_idle()
+                except Exception:  # noqa: BLE001 - same: the worker must survive its callbacks
+                    traceback.print_exc()
 
     def _infer(self, request: InferenceRequest) -> InferenceReply:
         started = time.monotonic()
@@ -121,12 +129,18 @@ class _Worker:
 
 
 class InferencePool:
-    """Worker threads, one policy each; submit() never blocks."""
+    """
+    Worker threads, one policy each; submit() never blocks.
 
-    def __init__(self, policies: List[Policy], on_reply: Callable[[InferenceReply], None]) -> None:
+    on_idle (optional) runs on a worker each time it has delivered a reply and is free again,
+    so the owner can hand it the next request at once instead of at its next timer tick.
+    """
+
+    def __init__(self, policies: List[Policy], on_reply: Callable[[InferenceReply], None],
+                 on_idle: Optional[Callable[[], None]] = None) -> None:
         if not policies:
             raise ValueError('need at least one policy')
-        self._workers = [_Worker(p, on_reply, f'rt2-inference-{i}')
+        self._workers = [_Worker(p, on_reply, f'rt2-inference-{i}', on_idle)
                          for i, p in enumerate(policies)]
 
     @property

@@ -53,7 +53,7 @@ from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
 from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
-from rt2_ros.ros.convert import action_array, image_msg_to_rgb, pose_sample, stamp_seconds
+from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
 from rt2_ros.ros.markers import build_markers
 from sensor_msgs.msg import CompressedImage, Image
@@ -66,6 +66,7 @@ EXTRA_PREFIX = 'policy.extra.'
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+SWITCH_INTERVAL_S = 0.001
 
 
 class ParameterError(ValueError):
@@ -311,7 +312,7 @@ class ControllerNode(LifecycleNode):
         }
         self._rt = rt
         self.core = core
-        rt['pool'] = InferencePool(policies, self._on_reply)
+        rt['pool'] = InferencePool(policies, self._on_reply, self._on_worker_idle)
         rt['actuators'] = ActuatorOutputs(self, frame_id, output_mode, mapper.has_gripper,
                                           mapper.has_base)
         rt['action_pub'] = self.create_publisher(Float64MultiArray, '~/action', RELIABLE_10)
@@ -557,24 +558,38 @@ class ControllerNode(LifecycleNode):
             else:
                 self.get_logger().warning(text)
 
+    def _on_worker_idle(self) -> None:
+        """
+        Run on an inference worker that just finished: ask for the next decision at once.
+
+        Without this the next request waits for the next control tick (10 ms on average at
+        50 Hz), which a policy whose latency is close to the decision period cannot afford.
+        """
+        core = self.core
+        if core is None or self._rt is None:
+            return
+        ticket = core.poll_request(self._now())
+        if ticket is not None:
+            self._submit(ticket)
+
     def _submit(self, ticket) -> None:
-        rt = self._rt
+        rt, core = self._rt, self.core
+        if rt is None or core is None:
+            return  # torn down meanwhile (a worker thread may call this during cleanup)
         message = ticket.payload
         size = rt['size']
-        pose = self.core.pose
+        pose = core.pose
 
         def build() -> Observation:
-            image = image_msg_to_rgb(message, size)
             state = None
             if pose is not None:
                 state = np.concatenate([pose.position, pose.orientation])
-            return Observation(image=image, instruction=ticket.instruction, stamp=ticket.stamp,
-                               state=state)
+            return build_observation(message, size, ticket.instruction, ticket.stamp, state)
 
         request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
                                    ticket.sent_at)
         if not rt['pool'].submit(request):
-            self.core.cancel(ticket)
+            core.cancel(ticket)
 
     def _on_reply(self, reply: InferenceReply) -> None:
         """Run on an inference worker thread."""
@@ -639,6 +654,10 @@ class ControllerNode(LifecycleNode):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Entry point of the rt2_controller executable."""
+    # Python hands the GIL to a waiting thread only every switch interval (5 ms by default): a
+    # worker busy encoding an image could hold the control timer that long. 1 ms keeps timer
+    # jitter near the OS's (python -m bench.control_loop) at a negligible switching cost.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
 

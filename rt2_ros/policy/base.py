@@ -54,6 +54,8 @@ class Observation:
     image: HxWx3 uint8 RGB. stamp: the camera time of the image in seconds (ROS time), used to
     drop results that are older than what is already executing. state: optional proprioception
     (e.g. end-effector pose and gripper). extras: further named inputs (other cameras, ...).
+    jpeg: the camera's own JPEG file of exactly this image (a CompressedImage used without
+    resizing), or None; backends that send JPEG pass it on instead of encoding the image again.
     """
 
     image: np.ndarray
@@ -61,6 +63,7 @@ class Observation:
     stamp: float = 0.0
     state: Optional[np.ndarray] = None
     extras: Dict[str, Any] = field(default_factory=dict)
+    jpeg: Optional[bytes] = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ timeouts, TLS options, max_response_bytes, action_space (a text space); extra: `
 (none|optional|required), `guided_regex` (bool), `structured_outputs` (bool, default true),
 `max_tokens`, `temperature` (default 0), `jpeg_quality`, `check_bounds`.
 """
+import base64
 import json
 import time
 from typing import Any, Dict, Optional
@@ -29,11 +30,13 @@ from rt2_ros.policy.base import (
     PolicyTiming,
 )
 from rt2_ros.policy.http_client import HttpPolicyTransport, json_headers, raise_for_status
-from rt2_ros.policy.image_codec import DEFAULT_JPEG_QUALITY, jpeg_data_url
+from rt2_ros.policy.image_codec import DEFAULT_JPEG_QUALITY, encode_jpeg
 from rt2_ros.policy.openvla_http import check_image
 from rt2_ros.policy.remote_common import ActionChecker, load_codec
 from rt2_ros.policy.settings import extra_bool, extra_int, extra_str, PolicyConfigError
 
+JPEG_URL_PREFIX = 'data:image/jpeg;base64,'
+_IMAGE_MARK = '\x00rt2-image-url\x00'  # stands in for the image while the rest is serialized
 RT2_PROMPT_TEMPLATE = 'Q: what action should the robot take to {instruction}? A:'
 PLAN_MODES = ('none', 'optional', 'required')
 
@@ -111,7 +114,35 @@ class OpenAICompatPolicy(Policy):
 
     def build_request(self, observation: Observation, model: str) -> Dict[str, Any]:
         """Return the chat-completions request body for one observation."""
-        image_url = jpeg_data_url(check_image(observation.image), self.jpeg_quality)
+        image_url = JPEG_URL_PREFIX + base64.b64encode(self.jpeg_for(observation)).decode()
+        return self._body(image_url, observation, model)
+
+    def encode_request(self, observation: Observation, model: str) -> bytes:
+        """
+        Return build_request's body serialized, without passing the image through json.dumps.
+
+        base64 needs no JSON escaping, so the image is spliced into the serialized rest as
+        bytes: json.dumps would scan every character of it (0.1 ms at 224x224, 0.4 ms at
+        640x480 on the development VM) and .encode() would copy it again.
+        """
+        jpeg = self.jpeg_for(observation)
+        text = json.dumps(self._body(_IMAGE_MARK, observation, model))
+        head, tail = text.split(json.dumps(_IMAGE_MARK)[1:-1], 1)
+        return b''.join((head.encode(), JPEG_URL_PREFIX.encode(), base64.b64encode(jpeg),
+                         tail.encode()))
+
+    def jpeg_for(self, observation: Observation) -> bytes:
+        """
+        Return the JPEG to send: the camera's own file when it came along, else our encoding.
+
+        A camera JPEG is sent as it is: no second lossy encoding and no encoding time (its
+        quality is the camera's, not extra jpeg_quality).
+        """
+        if observation.jpeg is not None:
+            return observation.jpeg
+        return encode_jpeg(check_image(observation.image), self.jpeg_quality)
+
+    def _body(self, image_url: str, observation: Observation, model: str) -> Dict[str, Any]:
         body: Dict[str, Any] = {
             'model': model,
             'messages': [{
@@ -159,7 +190,7 @@ class OpenAICompatPolicy(Policy):
         start = time.monotonic()
         model = self.resolve_model()
         encode_start = time.monotonic()
-        payload = json.dumps(self.build_request(observation, model)).encode('utf-8')
+        payload = self.encode_request(observation, model)
         encode_s = time.monotonic() - encode_start
         url = self.base + '/chat/completions'
         reply = self.transport.request('POST', url, payload, json_headers())

@@ -18,11 +18,10 @@ from typing import Any, Dict, Optional
 
 from geometry_msgs.msg import TwistStamped
 import numpy as np
-import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
+from rt2_ros.ros.spin import spin_node
 from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
 from rt2_ros.sim.node import COMMANDS, LATCHED
 from rt2_ros.sim.rollout import ActionExecutor
@@ -175,18 +174,7 @@ class ExpertNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ExpertNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node('rt2_sim_expert', ExpertNode, args)
 
 
 if __name__ == '__main__':

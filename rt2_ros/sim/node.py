@@ -34,13 +34,12 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult,
 )
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy,
 )
 from rclpy.time import Time
+from rt2_ros.ros.spin import spin_node
 from rt2_ros.sim.render import CameraSpec, Renderer
 from rt2_ros.sim.splits import SPLITS, VARIATION_LEVELS
 from rt2_ros.sim.tasks import Episode, make_episode
@@ -357,21 +356,7 @@ class SimNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # a bad split / family / variation given at start-up
-        print(f'rt2_sim: error: {exc}', file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node('rt2_sim', SimNode, args)
 
 
 if __name__ == '__main__':

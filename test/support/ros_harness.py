@@ -518,6 +518,15 @@ class RosHarness:
             parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
         return list(self.call('~/set_parameters', SetParameters, request, timeout).results)
 
+    def set_parameters_atomically(self, values: Dict[str, Any], timeout: float = 10.0) -> Any:
+        """Set several parameters in one all-or-nothing change (for ones checked together)."""
+        from rcl_interfaces.srv import SetParametersAtomically
+        from rclpy.parameter import Parameter
+        request = SetParametersAtomically.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        return self.call('~/set_parameters_atomically', SetParametersAtomically, request,
+                         timeout).result
+
     def get_parameters(self, names: Sequence[str], timeout: float = 10.0) -> Dict[str, Any]:
         from rcl_interfaces.srv import GetParameters
         from rclpy.parameter import parameter_value_to_python

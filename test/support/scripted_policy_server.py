@@ -28,6 +28,9 @@ websocket; `server.push(..., protocol='ws')` queues websocket replies):
 - http_status(status, detail) - a JSON error with that status.
 - oversized(n_bytes) - a valid-looking JSON body of n bytes (tests the client's size cap).
 - hang(seconds, then=None) - wait, then send `then` (default: the default reply).
+- echo(values, dim, scale) - /act only: values with values[dim] += scale * tag, where tag is
+  read from the request image's top-left 8x8 pixels (see image_tag); lets a test or benchmark
+  tell which camera frame a command came from. Logged requests carry `image_tag`.
 - die() - the server process exits at once, without replying (server gone mid-episode).
 - text(content) - the assistant text of a chat completion (`protocol='openai'` queue; the
   default there is the default action's values rounded to integers, i.e. bins, as text). raw,
@@ -102,6 +105,27 @@ def hang(seconds: float, then: Optional[Dict[str, Any]] = None) -> Dict[str, Any
 
 def die() -> Dict[str, Any]:
     return {'kind': 'die'}
+
+
+def echo(values: Sequence[float], dim: int, scale: float) -> Dict[str, Any]:
+    return {'kind': 'echo', 'values': _plain(values), 'dim': int(dim), 'scale': float(scale)}
+
+
+def image_tag(image: Any) -> int:
+    """
+    Return the number written into an HxWx3 image's top-left corner by tag_image().
+
+    Mean red and green of the top-left 8x8 pixels in steps of 8 (tag = r / 8 + 32 * g / 8,
+    0..1023): coarse enough to survive JPEG compression and resizing.
+    """
+    corner = image[:8, :8, :2].reshape(-1, 2).mean(axis=0)
+    return int(round(float(corner[0]) / 8)) + 32 * int(round(float(corner[1]) / 8))
+
+
+def tag_image(image: Any, tag: int, block: int = 32) -> None:
+    """Write tag (0..1023) into the top-left block x block pixels of an RGB image, in place."""
+    image[:block, :block, 0] = (tag % 32) * 8
+    image[:block, :block, 1] = (tag // 32) * 8
 
 
 def text(content: str) -> Dict[str, Any]:
@@ -358,6 +382,8 @@ def build_app(default_action: List[float], api_key: Optional[str]) -> Any:
             if isinstance(image, np.ndarray):
                 entry['image_shape'] = list(image.shape)
                 entry['image_dtype'] = image.dtype.str
+                if image.ndim == 3 and image.shape[2] >= 2 and image.size:
+                    entry['image_tag'] = image_tag(image)
         return entry
 
     @app.get('/healthz')
@@ -434,6 +460,12 @@ def build_app(default_action: List[float], api_key: Optional[str]) -> Any:
             reply = reply['then'] or state['default']
         if reply['kind'] == 'die':
             os._exit(3)
+        if reply['kind'] == 'echo':
+            values = list(reply['values'])
+            image = payload.get('image') if isinstance(payload, dict) else None
+            if isinstance(image, np.ndarray) and image.ndim == 3 and image.size:
+                values[reply['dim']] += reply['scale'] * image_tag(image)
+            reply = action(values)
         return act_response(reply, encoded)
 
     @app.get('/v1/models')
