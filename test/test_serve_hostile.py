@@ -222,7 +222,8 @@ def ws_frames(draw):
     message = {'observation/image': draw(st.sampled_from([
         IMAGE, IMAGE.astype(np.float64), np.zeros((0, 3, 3), np.uint8), IMAGE[:, :, :2],
         np.zeros((300, 300, 3), np.uint8), 'not an array', None])),
-        'prompt': draw(st.one_of(st.text(max_size=20), st.integers(), st.just('x' * 2001)))}
+        'prompt': draw(st.one_of(st.text(max_size=20), st.integers(-2 ** 63, 2 ** 64 - 1),
+                                 st.just('x' * 2001)))}  # msgpack carries 64-bit integers
     if draw(st.booleans()):
         message = {'images': {'cam_high': message['observation/image']},
                    'prompt': message['prompt']}
