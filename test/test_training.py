@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 from rt2_ros.models.tiny_vla import SPACE_MARK
+from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 from rt2_ros.training.batches import make_batch
 from rt2_ros.training.config import DaggerRound, TrainConfig, TrainConfigError
 from rt2_ros.training.model import ModelSize
@@ -19,6 +20,7 @@ from rt2_ros.training.robot_data import robot_examples
 from rt2_ros.training.trainer import OrdinalSmoothing, Trainer
 from rt2_ros.training.vqa import QuestionMaker, sample_scene, vqa_examples
 import torch
+import yaml
 
 TINY = ModelSize(image_size=48, patch_size=12, vision_hidden=32, vision_layers=1,
                  vision_heads=2, hidden=48, layers=1, heads=2, kv_heads=1, mlp_ratio=2)
@@ -116,6 +118,9 @@ def test_export_loads_in_the_local_backend_and_acts(tmp_path, data_dir):
     for name in ('model.safetensors', 'config.json', 'tokenizer.json', 'action_space.yaml',
                  'training.json', 'training_statistics.json'):
         assert (out / name).is_file(), name
+    # the controller spreads each action over the period the demos were recorded at
+    space = yaml.safe_load((out / 'action_space.yaml').read_text())
+    assert space['nominal_rate_hz'] == DEFAULT_DECISION_RATE_HZ == 5.0
     policy = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out)))
     result = policy.infer(Observation(image=np.zeros((224, 224, 3), np.uint8),
                                       instruction='pick up the red cube'))

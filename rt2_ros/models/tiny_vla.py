@@ -25,7 +25,7 @@ put, ...), the RT-2 and OpenVLA prompt words and the chain-of-thought `Plan:` / 
 from dataclasses import asdict, dataclass, field
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from rt2_ros.resources import find_data
 import yaml
@@ -228,10 +228,18 @@ def build_model(spec: TinyVLASpec, vocab_size: int) -> Any:
 
 
 def action_space_document(spec: TinyVLASpec, vocab_size: int,
-                          note: str = '(tiny random VLA, rt2 make-tiny-vla)') -> Dict[str, Any]:
-    """Return the checkpoint's action_space.yaml: the preset with the real vocabulary size."""
+                          note: str = '(tiny random VLA, rt2 make-tiny-vla)',
+                          nominal_rate_hz: Optional[float] = None) -> Dict[str, Any]:
+    """
+    Return the checkpoint's action_space.yaml: the preset with the real vocabulary size.
+
+    nominal_rate_hz: the decision rate the model was trained at, when it differs from the
+    preset's; the controller spreads each action over 1 / nominal_rate_hz seconds.
+    """
     preset = find_data('config', 'action_spaces', f'{spec.space}.yaml')
     data = yaml.safe_load(preset.read_text(encoding='utf-8'))
+    if nominal_rate_hz is not None:
+        data['nominal_rate_hz'] = float(nominal_rate_hz)
     if spec.space == 'openvla':
         data['vocab'] = {'layout': 'inverted_tail', 'vocab_size': int(vocab_size)}
     data['description'] = f'{data.get("description", "")} {note}'
@@ -274,7 +282,8 @@ def save_tiny_vla(out_dir: Union[str, Path], spec: TinyVLASpec) -> Path:
 
 
 def write_checkpoint(out_dir: Union[str, Path], spec: TinyVLASpec, model: Any, processor: Any,
-                     description: str, writer: str) -> Path:
+                     description: str, writer: str,
+                     nominal_rate_hz: Optional[float] = None) -> Path:
     """
     Write a model built from `spec` (random or trained) as a checkpoint directory.
 
@@ -286,7 +295,7 @@ def write_checkpoint(out_dir: Union[str, Path], spec: TinyVLASpec, model: Any, p
     vocab_size = len(processor.tokenizer)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    space = action_space_document(spec, vocab_size, description)
+    space = action_space_document(spec, vocab_size, description, nominal_rate_hz)
     header = ('# Action space of this checkpoint (read by the local policy backend).\n'
               f'# Written by {writer} from the {spec.space} preset.\n')
     (out / 'action_space.yaml').write_text(header + yaml.safe_dump(space, sort_keys=False),

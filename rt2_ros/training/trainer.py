@@ -26,6 +26,7 @@ import numpy as np
 from rt2_ros.models.tiny_vla import (
     build_model, build_processor, IMAGE_ID, SPACE_MARK, TinyVLASpec, write_checkpoint,
 )
+from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 from rt2_ros.training.batches import EncodedSet, make_batch, SequenceEncoder
 from rt2_ros.training.config import TrainConfig
 from rt2_ros.training.examples import concatenate, ExampleSet
@@ -371,7 +372,8 @@ class Trainer:
         out = Path(out_dir) if out_dir is not None else self.out / EXPORT_DIR
         self.model.train(False)  # inference mode for the export (same as .eval())
         write_checkpoint(out, self.spec, self.model, self.processor,
-                         '(rt2_ros demo VLA trained in the sim, rt2 train)', 'rt2 train')
+                         '(rt2_ros demo VLA trained in the sim, rt2 train)', 'rt2 train',
+                         nominal_rate_hz=DEFAULT_DECISION_RATE_HZ)  # the demos' rate
         self.model.train()
         report = {
             'config': self.config.to_dict(),
