@@ -163,7 +163,8 @@ def test_request_and_image_size_limits(served):
         with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
             ws.send(b'\x00' * (limit + 1))  # the server may close while this is being sent
             ws.recv(timeout=30)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # too big
+        # 1009 = too big; a reset while the client is still sending can lose the close frame
+        assert closed.value.rcvd is None or closed.value.rcvd.code == 1009, closed.value
 
 
 def _check_act_reply(reply):
