@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, Dict, List
 
+from rt2_ros.cli.argtypes import positive_int, seed_value
 from rt2_ros.cli.errors import UsageError
 
 DEFAULT_OUT = Path('out') / 'demo'
@@ -46,26 +47,6 @@ examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1')
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError('seeds are 0 .. 2^31-1')
-    return value
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -87,17 +68,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tasks.add_argument('--families', default=','.join(FAMILIES), metavar='F[,F...]',
                        help='task families, comma-separated, run in turn (default: all: '
                        f'{",".join(FAMILIES)})')
-    tasks.add_argument('--episodes', type=_positive_int,
+    tasks.add_argument('--episodes', type=positive_int,
                        help='number of episodes (default: one per family)')
     tasks.add_argument('--split', default=DEFAULT_SPLIT, choices=sorted(SPLITS),
                        help=f'task split (default: {DEFAULT_SPLIT} = training tasks in scenes '
                        'the demo model never trained on; reasoning, unseen_objects, '
                        'unseen_phrasing are harder)')
-    tasks.add_argument('--seed', type=_seed, default=0,
+    tasks.add_argument('--seed', type=seed_value, default=0,
                        help='seed of the first episode; episode i uses seed+i (default: 0)')
     tasks.add_argument('--variation', default='none', choices=VARIATION_LEVELS,
                        help='scene appearance variation (default: none)')
-    tasks.add_argument('--max-decisions', type=_positive_int, default=40,
+    tasks.add_argument('--max-decisions', type=positive_int, default=40,
                        help='end an episode after this many policy decisions (default: 40)')
     tasks.add_argument('--episode-timeout', type=_seconds, default=30.0, metavar='SECONDS',
                        help='end an episode after this much wall-clock time (default: 30)')

@@ -17,30 +17,11 @@ from pathlib import Path
 import sys
 import time
 
+from rt2_ros.cli.argtypes import positive_int, seed_value
 from rt2_ros.cli.errors import UsageError
 
 MAX_STEPS = 40
 DECISION_PERIOD_S = 0.2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1')
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError('seeds are 0 .. 2^31-1')
-    return value
 
 
 def _param(text: str):
@@ -75,21 +56,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         metavar='NAME=VALUE', help='extra rt2_controller parameter '
                         '(e.g. policy.extra.statistics=...); repeatable')
     parser.add_argument('--split', required=True, choices=sorted(SPLITS), help='task split')
-    parser.add_argument('--episodes', type=_positive, default=100, help='episodes (default 100)')
-    parser.add_argument('--seed', type=_seed, default=EVAL_FIRST_SEED,
+    parser.add_argument('--episodes', type=positive_int, default=100,
+                        help='episodes (default 100)')
+    parser.add_argument('--seed', type=seed_value, default=EVAL_FIRST_SEED,
                         help=f'first seed; episodes use seed..seed+N-1 (default {EVAL_FIRST_SEED},'
                              ' far from training seeds)')
     parser.add_argument('--json', dest='json_out', help='write the report here')
-    parser.add_argument('--lanes', type=_positive, default=1,
+    parser.add_argument('--lanes', type=positive_int, default=1,
                         help='parallel sim + controller pairs (default 1)')
-    parser.add_argument('--max-steps', type=_positive, default=MAX_STEPS,
+    parser.add_argument('--max-steps', type=positive_int, default=MAX_STEPS,
                         help=f'decisions before an episode is cut off (default {MAX_STEPS})')
     parser.add_argument('--decision-period', type=float, default=DECISION_PERIOD_S,
                         help=f'seconds per action step (default {DECISION_PERIOD_S}, the rate '
                              'the demo model was trained at)')
     parser.add_argument('--fast', action='store_true',
                         help='pure simulator, no ROS (quick check; not the reported numbers)')
-    parser.add_argument('--threads', type=_positive, default=1,
+    parser.add_argument('--threads', type=positive_int, default=1,
                         help='torch threads of the local backend (default 1)')
     parser.add_argument('--log-dir', help="keep the node processes' logs here")
     parser.add_argument('--allow-train-seeds', action='store_true',

@@ -14,6 +14,7 @@ from pathlib import Path
 import sys
 import time
 
+from rt2_ros.cli.argtypes import positive_int, seed_value
 from rt2_ros.cli.errors import UsageError
 
 FAMILY_CHOICES = ('pick', 'place_on', 'move_to', 'push_next_to')
@@ -29,34 +30,14 @@ def _size(text: str):
     return width, height
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer')
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1')
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer')
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError('seeds are 0 .. 2^31-1')
-    return value
-
-
 def _add_episode_args(parser: argparse.ArgumentParser, episodes: int = 10) -> None:
     from rt2_ros.sim.splits import SPLITS, VARIATION_LEVELS
     parser.add_argument('--split', default='train', choices=sorted(SPLITS),
                         help='task split (default: train)')
     parser.add_argument('--family', choices=FAMILY_CHOICES,
                         help='only this task family (default: drawn from the split)')
-    parser.add_argument('--seed', type=_seed, default=0, help='first seed (default: 0)')
-    parser.add_argument('--episodes', type=_positive_int, default=episodes,
+    parser.add_argument('--seed', type=seed_value, default=0, help='first seed (default: 0)')
+    parser.add_argument('--episodes', type=positive_int, default=episodes,
                         help=f'number of episodes, seeds seed..seed+N-1 (default: {episodes})')
     parser.add_argument('--variation', default='none', choices=VARIATION_LEVELS,
                         help='scene appearance variation (default: none)')
@@ -108,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='decisions per second (default: 5)')
     gen.add_argument('--only-successful', action='store_true',
                      help='drop the (rare) failed episodes')
-    gen.add_argument('--workers', type=_positive_int, default=1,
+    gen.add_argument('--workers', type=positive_int, default=1,
                      help='processes to generate with (default: 1)')
     gen.set_defaults(func=run_generate)
 
@@ -134,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='sim camera rate (default: 30)')
     rec.add_argument('--size', type=_size, default=(224, 224),
                      help='image size WIDTHxHEIGHT (default: 224x224)')
-    rec.add_argument('--max-decisions', type=_positive_int, default=40,
+    rec.add_argument('--max-decisions', type=positive_int, default=40,
                      help='give up an episode after this many decisions (default: 40)')
     rec.add_argument('--no-noise', action='store_true', help='run the expert without noise')
     rec.add_argument('--episode-timeout', type=float, default=60.0,

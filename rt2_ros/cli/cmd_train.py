@@ -15,17 +15,8 @@ from pathlib import Path
 import sys
 import time
 
+from rt2_ros.cli.argtypes import positive_int
 from rt2_ros.cli.errors import UsageError
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1')
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -55,12 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--config', help="JSON recipe (a checkpoint's training.json works); "
                                          'options below override it')
     parser.add_argument('--seed', type=int, help='seed of weights, data order and VQA scenes')
-    parser.add_argument('--steps', type=_positive, help='optimizer steps')
-    parser.add_argument('--batch-size', type=_positive, help='examples per step')
-    parser.add_argument('--robot-episodes', type=_positive,
+    parser.add_argument('--steps', type=positive_int, help='optimizer steps')
+    parser.add_argument('--batch-size', type=positive_int, help='examples per step')
+    parser.add_argument('--robot-episodes', type=positive_int,
                         help='expert episodes of the train split (seeds from --robot-first-seed)')
     parser.add_argument('--robot-first-seed', type=int, help='first train-split seed')
-    parser.add_argument('--vqa-examples', type=_positive, help='scene VQA examples')
+    parser.add_argument('--vqa-examples', type=positive_int, help='scene VQA examples')
     parser.add_argument('--robot-fraction', type=_fraction,
                         help='share of each batch from robot data (1 = robot only)')
     parser.add_argument('--robot-only', action='store_true',
@@ -70,10 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(repeatable; replaces the recipe's rounds)")
     parser.add_argument('--no-dagger', action='store_true', help='no DAgger rounds')
     parser.add_argument('--learning-rate', type=float, help='peak learning rate')
-    parser.add_argument('--threads', type=_positive, help='torch CPU threads')
-    parser.add_argument('--workers', type=_positive, help='processes generating robot data')
-    parser.add_argument('--checkpoint-every', type=_positive, help='steps between saved states')
-    parser.add_argument('--until', type=_positive, metavar='STEP',
+    parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
+    parser.add_argument('--workers', type=positive_int, help='processes generating robot data')
+    parser.add_argument('--checkpoint-every', type=positive_int, help='steps between saved states')
+    parser.add_argument('--until', type=positive_int, metavar='STEP',
                         help='stop at this step of the recipe and export (the learning-rate '
                              "schedule stays the recipe's; run again without it to finish)")
     parser.add_argument('--export', help='where to write the finished model (default OUT/model)')
