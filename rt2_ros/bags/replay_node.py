@@ -38,6 +38,7 @@ from rt2_ros.bags.qos import combine_offered, LATCHED, playback_qos
 from rt2_ros.bags.reader import BagReader, open_bag
 from rt2_ros.bags.record_node import offered_specs
 from rt2_ros.bags.writer import BagWriter
+from rt2_ros.params_file import params_file_text
 from rt2_ros.policy.base import PolicyConfig, PolicyError
 import yaml
 
@@ -97,17 +98,6 @@ def _flatten(tree: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def _nest(flat: Dict[str, Any]) -> Dict[str, Any]:
-    tree: Dict[str, Any] = {}
-    for name, value in flat.items():
-        node = tree
-        parts = name.split('.')
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return tree
 
 
 def controller_parameters(options: ReplayOptions, gate_url: str) -> Dict[str, Any]:
@@ -279,8 +269,7 @@ def _run(bag: BagReader, inputs: Dict[str, str], params: Dict[str, Any], gate: A
     from rclpy.qos import QoSProfile
     from rosgraph_msgs.msg import Clock
     params_path = work / 'params.yaml'
-    params_path.write_text(yaml.safe_dump({f'/**/{CONTROLLER}': {
-        'ros__parameters': _nest(params)}}, sort_keys=False), encoding='utf-8')
+    params_path.write_text(params_file_text(CONTROLLER, params), encoding='utf-8')
     log_path = work / 'controller.log'
     period_ns = int(round(1e9 / float(params.get('control_rate_hz', 50.0))))
     context = Context()

@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-import yaml
+from rt2_ros.params_file import params_file_text
 
 EXECUTABLE_MODULES = {'rt2_controller': 'rt2_ros.controller.node', 'rt2_sim': 'rt2_ros.sim.node'}
 SIM_REACH_MIN = [0.10, -0.40, 0.0]   # rt2_ros.sim.world.SimConfig reach, as the workspace box
@@ -59,17 +59,6 @@ def sim_params(camera_rate_hz: float = 50.0) -> Dict[str, Any]:
     return {'camera_rate_hz': float(camera_rate_hz), 'split': 'seen', 'seed': 0}
 
 
-def _nested(params: Dict[str, Any]) -> Dict[str, Any]:
-    tree: Dict[str, Any] = {}
-    for name, value in params.items():
-        node = tree
-        parts = name.split('.')
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return tree
-
-
 def executable(name: str) -> List[str]:
     """Return the console script next to this Python, on PATH, or `python -m` its module."""
     beside = Path(sys.executable).parent / name
@@ -95,8 +84,7 @@ class NodeProcesses:
               remaps: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         tag = f'{namespace.strip("/").replace("/", "_")}_{name}'
         params_file = self.dir / f'{tag}.yaml'
-        params_file.write_text(yaml.safe_dump(
-            {f'/**/{name}': {'ros__parameters': _nested(params)}}, sort_keys=False))
+        params_file.write_text(params_file_text(name, params))
         command = executable(name) + ['--ros-args', '-r', f'__ns:={namespace}',
                                       '--params-file', str(params_file)]
         for source, target in (remaps or {}).items():

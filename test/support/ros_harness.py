@@ -39,7 +39,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
-import yaml
+from rt2_ros.params_file import params_file_text
 
 DEFAULT_NAMESPACE = '/rt2'
 NODE_NAME = 'rt2_controller'
@@ -47,22 +47,10 @@ NODE_NAME = 'rt2_controller'
 
 # ---------------------------------------------------------------- the node process
 
-def _nested(params: Dict[str, Any]) -> Dict[str, Any]:
-    """{'a.b': 1} -> {'a': {'b': 1}} (the params-file layout)."""
-    tree: Dict[str, Any] = {}
-    for name, value in params.items():
-        parts = name.split('.')
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return tree
-
 
 def write_params_file(params: Dict[str, Any], path: Path, node_name: str = NODE_NAME) -> Path:
     """Write a ROS 2 params file for node_name (any namespace) and return its path."""
-    data = {f'/**/{node_name}': {'ros__parameters': _nested(params)}}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(params_file_text(node_name, params))
     return path
 
 
