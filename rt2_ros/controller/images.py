@@ -176,10 +176,11 @@ def decode_compressed(fmt: str, data: Any,
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageConversionError(f'empty compressed image ({fmt or "no format"})')
+    encoded = buffer.tobytes()  # one copy for both header checks
     try:
-        kind, width, height = image_header(buffer.tobytes())
+        kind, width, height = image_header(encoded)
         if kind == 'PNG':
-            check_png_chunks(buffer.tobytes())
+            check_png_chunks(encoded)
     except WireFormatError as exc:
         raise ImageConversionError(f'cannot decode compressed image ({fmt or "no format"}, '
                                    f'{buffer.size} bytes): {exc}') from None
