@@ -12,8 +12,12 @@ adds is the ROS wiring:
 - Callbacks only record data (an image callback stores the message reference - no conversion);
   the control timer asks the core whether a decision is due and hands the newest image to an
   inference worker, then publishes what the core says for this tick with a fresh stamp.
-- Two callback groups on a multi-threaded executor: the control timer and the e-stop never wait
-  behind image deserialization, services or diagnostics.
+- The control clock runs on its own thread with absolute deadlines (rt2_ros.controller.ticker)
+  on wall-clock time, and as an rclpy timer under sim time (it must follow /clock). A lock makes
+  a tick - compute and publish - and the e-stop mutually exclusive, so a motion command computed
+  before an e-stop can never be published after the e-stop's stop command.
+- Two callback groups on a multi-threaded executor: the e-stop and the sim-time control timer
+  never wait behind image deserialization, services or diagnostics.
 - SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before
   the context shuts down.
 - The node can be composed in another process (`rt2 demo` builds it with a context and parameter
@@ -49,6 +53,7 @@ from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome, Ti
 from rt2_ros.controller.inference import InferencePool, InferenceReply, InferenceRequest
 from rt2_ros.controller.mapping import ActionMapper, GripperMap
 from rt2_ros.controller.safety import SafetyLimits, SafetyStage
+from rt2_ros.controller.ticker import SteadyTicker
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
 from rt2_ros.policy.settings import redact
@@ -112,6 +117,7 @@ class ControllerNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self.finalized = threading.Event()
         self._actuator_lock = threading.Lock()
+        self._control_lock = threading.Lock()  # one tick or one e-stop at a time (see above)
         self._closing = False
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -342,8 +348,13 @@ class ControllerNode(LifecycleNode):
             self.create_service(Trigger, '~/reset', self._on_reset,
                                 callback_group=self._io_group),
         ]
-        timers = [self.create_timer(1.0 / control_rate, self._on_control_tick,
-                                    callback_group=self._control_group)]
+        timers = []
+        if self.get_parameter('use_sim_time').value:
+            timers.append(self.create_timer(1.0 / control_rate, self._on_control_tick,
+                                            callback_group=self._control_group))
+        else:
+            rt['ticker'] = SteadyTicker(1.0 / control_rate, self._on_control_tick,
+                                        name='rt2_control', on_error=self._on_tick_error)
         if values['viz.rate_hz'] > 0:
             timers.append(self.create_timer(1.0 / values['viz.rate_hz'], self._on_viz_tick,
                                             callback_group=self._io_group))
@@ -356,6 +367,8 @@ class ControllerNode(LifecycleNode):
                 min(0.01, 1.0 / control_rate), self._on_clock_watchdog,
                 callback_group=self._control_group, clock=Clock(clock_type=ClockType.STEADY_TIME)))
         rt['timers'] = timers
+        if 'ticker' in rt:
+            rt['ticker'].start()
         self.get_logger().info(
             f'configured: policy {policy_config.backend} {redact(policy_config.url)}, action '
             f'space {space.name}, decision period {decision_period:.3f} s, control '
@@ -391,6 +404,9 @@ class ControllerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _teardown(self) -> None:
+        ticker = (self._rt or {}).get('ticker')
+        if ticker is not None and not ticker.stop(timeout=1.0):
+            self.get_logger().warning('the control thread did not stop within 1 s')
         rt, self._rt = self._rt, None
         self.core = None
         if not rt:
@@ -414,9 +430,10 @@ class ControllerNode(LifecycleNode):
         rt, core = self._rt, self.core
         if rt is None or core is None:
             return
-        out = core.shutdown_stop(self._now())
-        if out.command is not None or out.pose_target is not None:
-            self._actuate(out.command, False, out.pose_target, final=True)
+        with self._control_lock:
+            out = core.shutdown_stop(self._now())
+            if out.command is not None or out.pose_target is not None:
+                self._actuate(out.command, False, out.pose_target, final=True)
         with self._actuator_lock:
             self._closing = True
 
@@ -488,9 +505,10 @@ class ControllerNode(LifecycleNode):
         core = self.core
         if core is None:
             return
-        command = core.on_estop(bool(msg.data), self._now())
-        if command is not None:
-            self._actuate(command)
+        with self._control_lock:
+            command = core.on_estop(bool(msg.data), self._now())
+            if command is not None:
+                self._actuate(command)
         if msg.data:
             self.get_logger().warning(
                 'E-STOP: halted and latched (release, then call ~/reset)',
@@ -522,11 +540,17 @@ class ControllerNode(LifecycleNode):
         core = self.core
         if core is None:
             return
-        now = self._now()
-        ticket = core.poll_request(now)
-        if ticket is not None:
-            self._submit(ticket)
-        self._publish_tick(core.tick(now))
+        with self._control_lock:
+            now = self._now()
+            ticket = core.poll_request(now)
+            if ticket is not None:
+                self._submit(ticket)
+            self._publish_tick(core.tick(now))
+
+    def _on_tick_error(self, exc: BaseException) -> None:
+        """Log a failed tick; the next tick runs (the core halts on stale commands)."""
+        self.get_logger().error(f'control tick failed: {type(exc).__name__}: {exc}',
+                                throttle_duration_sec=1.0)
 
     def _on_clock_watchdog(self) -> None:
         """Check on the wall clock that sim time moves (the control timer stops with it)."""
@@ -540,7 +564,8 @@ class ControllerNode(LifecycleNode):
             return
         timeout = core.config.clock_timeout_s
         if timeout > 0 and wall - since > timeout:  # 0: time is held on purpose (lockstep)
-            self._publish_tick(core.clock_stalled(now, wall - since))
+            with self._control_lock:
+                self._publish_tick(core.clock_stalled(now, wall - since))
 
     def _publish_tick(self, out: TickOutput) -> None:
         rt = self._rt
