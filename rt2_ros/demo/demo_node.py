@@ -15,6 +15,7 @@ usual topics on the same ROS domain never receives the demo's commands.
 """
 from dataclasses import dataclass, field
 import json
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -31,7 +32,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rt2_ros.controller.core import ReplyOutcome
 from rt2_ros.controller.inference import InferenceReply
-from rt2_ros.controller.node import ControllerNode, LATCHED, ParameterError
+from rt2_ros.controller.node import ControllerNode, LATCHED, ParameterError, SWITCH_INTERVAL_S
 from rt2_ros.controller.safety import MotionCommand, SafeCommand
 from rt2_ros.demo.media import caption, result_card, VideoFrame
 from rt2_ros.demo.plan import DemoSettings, PlannedEpisode, PolicyChoice
@@ -277,6 +278,20 @@ def run_demo(settings: DemoSettings, policy: PolicyChoice,
     on_frame (main thread) receives each new annotated frame, for a live view.
     KeyboardInterrupt ends the run early: what ran so far is returned (interrupted = True).
     """
+    # Everything shares one process here, and an in-process model's forward pass re-takes the
+    # GIL after every torch op: at the default 5 ms switch interval, behind the renderer's
+    # Python, a 36 ms decision took 0.4-0.9 s (p50) and the episodes crawled; rt2_controller's
+    # own executable uses the same 1 ms. Restored when the demo ends.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        return _run_demo(settings, policy, log, on_frame)
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+def _run_demo(settings: DemoSettings, policy: PolicyChoice, log: Callable[[str], None],
+              on_frame: Optional[Callable[[np.ndarray], None]]) -> DemoRun:
     plan = settings.plan
     first = plan[0]
     context = rclpy.Context()
