@@ -162,6 +162,17 @@ def test_vqa_answers_agree_with_the_scene():
     assert points and all(0 <= int(v) <= 255 for a in points for v in a.split())
 
 
+def test_vqa_block_range_sets_how_many_blocks_a_scene_has():
+    rng = np.random.default_rng(3)
+    counts = {len(sample_scene(rng, block_range=(1, 2))[2].specs) for _ in range(30)}
+    assert counts == {1, 2}
+    examples = vqa_examples(12, image_size=32, seed=2, block_range=(1, 1),
+                            weights={'caption': 1.0})
+    assert all(',' not in a and ' and ' not in a for a in examples.answers), examples.answers
+    with pytest.raises(ValueError, match='block_range'):
+        vqa_examples(4, image_size=32, seed=2, block_range=(3, 2))
+
+
 def test_ordinal_smoothing_prefers_near_misses():
     smoothing = OrdinalSmoothing(list(range(10, 266)), sigma=4.0, weight=0.5)
     logits = torch.full((2, 300), -10.0)

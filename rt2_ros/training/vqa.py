@@ -35,6 +35,7 @@ SIDE_MARGIN = 0.03        # left/right and near/far questions need this clear a 
 CLOSEST_MARGIN = 0.04
 NUMBER_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six')
 POINT_GRID = 256          # pointing answers are image coordinates in 0..255 (y then x)
+BLOCK_RANGE = (2, 5)      # blocks per scene, inclusive (fewer: an easier grounding curriculum)
 
 # A thesaurus entry: word -> the plainer word a reader would use. Generic English about moving
 # things on a table (what web text teaches a language model), not instruction templates.
@@ -62,12 +63,13 @@ class SceneFacts:
     gripper_open: bool
 
 
-def sample_scene(rng: np.random.Generator, variation: str = 'none'
+def sample_scene(rng: np.random.Generator, variation: str = 'none',
+                 block_range: Tuple[int, int] = BLOCK_RANGE
                  ) -> Tuple[TabletopSim, Renderer, SceneFacts]:
     """Draw blocks (any colour x shape, held-out combos included) and a gripper pose."""
     every = [(c, s) for c in COLOURS for s in SHAPES]
     while True:
-        count = int(rng.integers(2, 6))
+        count = int(rng.integers(block_range[0], block_range[1] + 1))
         order = rng.permutation(len(every))[:count]
         specs = [BlockSpec(every[k][0], every[k][1], SIZE_ORDER[int(rng.integers(3))])
                  for k in order]
@@ -270,8 +272,12 @@ DEFAULT_WEIGHTS: Dict[str, float] = {
 
 def vqa_examples(count: int, image_size: int, seed: int, questions_per_image: int = 4,
                  weights: Optional[Dict[str, float]] = None, variation: str = 'none',
-                 progress: Optional[Callable[[int], None]] = None) -> ExampleSet:
+                 progress: Optional[Callable[[int], None]] = None,
+                 block_range: Tuple[int, int] = BLOCK_RANGE) -> ExampleSet:
     """Return `count` question/answer examples over count / questions_per_image scenes."""
+    if not 1 <= block_range[0] <= block_range[1]:
+        raise ValueError(f'block_range must be (low, high) with 1 <= low <= high, got '
+                         f'{block_range!r}')
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
     if unknown:
@@ -285,7 +291,7 @@ def vqa_examples(count: int, image_size: int, seed: int, questions_per_image: in
     images: List[np.ndarray] = []
     out = ExampleSet(images=np.zeros((0, image_size, image_size, 3), np.uint8))
     while len(out) < count:
-        sim, renderer, facts = sample_scene(rng, variation)
+        sim, renderer, facts = sample_scene(rng, variation, block_range)
         row = len(images)
         images.append(resize_image(renderer.render(sim), image_size))
         maker = QuestionMaker(facts, rng)
