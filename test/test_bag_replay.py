@@ -5,10 +5,9 @@ The real rt2_controller runs in its own process over DDS; the policy is the scri
 OpenVLA-protocol server (its k-th answer is make_golden_bags.SCRIPT[k]); see
 scripts/make_golden_bags.py for why that policy and how the bags are made.
 """
-import importlib.util
 from pathlib import Path
 
-from cli_helpers import run_rt2
+from cli_helpers import load_script, run_rt2
 import pytest
 from rt2_ros.bags.reader import open_bag
 from rt2_ros.cli.main import main
@@ -17,10 +16,7 @@ from support.scripted_policy_server import action, ScriptedPolicyServer
 pytestmark = pytest.mark.ros
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location('make_golden_bags',
-                                               ROOT / 'scripts' / 'make_golden_bags.py')
-golden_bags = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(golden_bags)
+golden_bags = load_script('make_golden_bags')
 
 
 @pytest.fixture(scope='module')

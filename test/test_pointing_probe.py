@@ -1,11 +1,11 @@
 """The grounding probe script: argument parsing, referent grouping, a tiny end-to-end run."""
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 import subprocess
 import sys
 
+from cli_helpers import load_script
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,10 +13,7 @@ SCRIPT = ROOT / 'scripts' / 'pointing_probe.py'
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location('pointing_probe', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('pointing_probe')
 
 
 def test_block_range_and_referent_kinds():

@@ -6,21 +6,15 @@ checks what a leak or a stall would break: after the warm-up no process grows by
 few MB, thread counts stay constant, and every sampling window has decisions at close to the
 controller's nominal rate (3 Hz for the rt2 space).
 """
-import importlib.util
-from pathlib import Path
-
+from cli_helpers import load_script
 import pytest
 from tiny_models import tiny_checkpoint
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-SCRIPT = Path(__file__).resolve().parent.parent / 'scripts' / 'soak.py'
 
 
 def _soak_module():
-    spec = importlib.util.spec_from_file_location('rt2_soak_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('soak')
 
 
 def test_short_soak_has_bounded_memory_constant_threads_and_a_steady_decision_rate():
