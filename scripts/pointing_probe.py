@@ -99,6 +99,7 @@ class Probe:
     def errors(self) -> Dict[str, Dict[str, float]]:
         """Median pointing error (0..255 grid) per referent kind, and the mean-guess baseline."""
         from rt2_ros.training.batches import make_batch
+        from rt2_ros.training.trainer import answer_logits
         import torch
 
         t = self.trainer
@@ -107,13 +108,7 @@ class Probe:
         with torch.no_grad():
             for start in range(0, len(self.test), 50):
                 picks = [(0, i) for i in range(start, min(start + 50, len(self.test)))]
-                batch = make_batch([self.test], picks)
-                out = t.model.model(input_ids=batch['input_ids'],
-                                    pixel_values=batch['pixel_values'],
-                                    attention_mask=batch['attention_mask'],
-                                    token_type_ids=batch['token_type_ids']).last_hidden_state
-                at = batch['label_positions'][..., None].expand(-1, -1, out.shape[-1])
-                guess = t.model.lm_head(out.gather(1, at)).argmax(-1)
+                guess = answer_logits(t.model, make_batch([self.test], picks)).argmax(-1)
                 for row, (_, i) in enumerate(picks):
                     kind = referent_kind(self.test.examples.prompts[i])
                     said = parse_point(t.tokenizer.decode(guess[row][:2]))

@@ -70,6 +70,22 @@ def _stamp_gaps(items):
     return sorted(_stamp(b.msg) - _stamp(a.msg) for a, b in zip(items, items[1:]))
 
 
+def _assert_steady(items, probe, what, quantile):
+    """
+    Check the commands came at the control period, with at most one stall.
+
+    The median stamp interval must be the period and at most one gap may be a stall (beyond
+    MAX_GAP plus the machine's own measured pause); prints the median, the given quantile and
+    the max beside the probe's figure.
+    """
+    gaps = _stamp_gaps(items)
+    median, tail = gaps[len(gaps) // 2], gaps[int(quantile * (len(gaps) - 1))]
+    print(f'{what}: median {median * 1000:.2f} ms, p{round(quantile * 100)} '
+          f'{tail * 1000:.2f} ms, max {gaps[-1] * 1000:.2f} ms; {probe.describe()}')
+    assert median == pytest.approx(PERIOD, rel=0.15)
+    assert _long_gaps(gaps, probe) <= 1, probe.describe()
+
+
 class Rig:
     """The module's server, node and harness, plus the recorders every test reads."""
 
@@ -192,12 +208,7 @@ def test_enabled_commands_are_fresh_steady_and_spread_over_the_period(rig):
     start = rig.moving()
     with StallProbe() as probe:
         items = rig.twists.wait_count(int(1.5 * RATE), since=start, timeout=10)
-    gaps = _stamp_gaps(items)
-    median, p90 = gaps[len(gaps) // 2], gaps[int(0.9 * (len(gaps) - 1))]
-    print(f'command interval: median {median * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms, max '
-          f'{gaps[-1] * 1000:.2f} ms; {probe.describe()}')
-    assert median == pytest.approx(PERIOD, rel=0.15)
-    assert _long_gaps(gaps, probe) <= 1, probe.describe()
+    _assert_steady(items, probe, 'command interval', 0.9)
     for item in items:
         msg = item.msg
         assert msg.header.frame_id == 'base_link'
@@ -223,13 +234,8 @@ def test_control_rate_stays_steady_with_a_slow_policy(rig):
     print(f'node-side control interval p50 {inside["control interval p50 (ms)"]} ms, '
           f'p99 {inside["control interval p99 (ms)"]} ms; policy latency p50 '
           f'{inside["policy latency p50 (ms)"]} ms')
-    gaps = _stamp_gaps(items)
-    median, p99 = gaps[len(gaps) // 2], gaps[int(0.99 * (len(gaps) - 1))]
-    print(f'control interval with a 300 ms policy: median {median * 1000:.2f} ms, '
-          f'p99 {p99 * 1000:.2f} ms, max {gaps[-1] * 1000:.2f} ms; {probe.describe()}')
-    assert median == pytest.approx(PERIOD, rel=0.15)
-    # a loop that waited for the 300 ms policy would leave such a gap at every decision (~9)
-    assert _long_gaps(gaps, probe) <= 1, probe.describe()
+    # a loop that waited for the 300 ms policy would leave a long gap at every decision (~9)
+    _assert_steady(items, probe, 'control interval with a 300 ms policy', 0.99)
     for item in items:  # every command fresh, though each decision takes 300 ms
         stamp = _stamp(item.msg)
         assert item.wall - stamp < 0.1

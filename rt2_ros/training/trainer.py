@@ -124,17 +124,22 @@ class OrdinalSmoothing:
         return -(target * log_probs).sum(-1)
 
 
-def answer_loss(model: Any, batch: Dict[str, torch.Tensor],
-                smoothing: Optional[OrdinalSmoothing] = None
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Return (mean loss over answer tokens, per-row mean loss)."""
+def answer_logits(model: Any, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Return (B, T, V) logits at the positions that predict each answer token only."""
     out = model.model(input_ids=batch['input_ids'], pixel_values=batch['pixel_values'],
                       attention_mask=batch['attention_mask'],
                       token_type_ids=batch['token_type_ids'], use_cache=False)
     hidden = out.last_hidden_state
     positions = batch['label_positions']
     picked = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
-    logits = model.lm_head(picked).float()
+    return model.lm_head(picked).float()
+
+
+def answer_loss(model: Any, batch: Dict[str, torch.Tensor],
+                smoothing: Optional[OrdinalSmoothing] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return (mean loss over answer tokens, per-row mean loss)."""
+    logits = answer_logits(model, batch)
     labels = batch['labels']
     per_token = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
                                 reduction='none').view(labels.shape)
