@@ -23,6 +23,7 @@ adds is the ROS wiring:
 - The node can be composed in another process (`rt2 demo` builds it with a context and parameter
   overrides); add_decision_listener lets such a host see each decision and its latency.
 """
+import faulthandler
 import math
 import signal
 import sys
@@ -677,12 +678,26 @@ class ControllerNode(LifecycleNode):
                                                  self.get_clock().now().to_msg()))
 
 
+def enable_stack_dumps() -> None:
+    """
+    Print every thread's stack to stderr on a crash, and on SIGUSR1 while running.
+
+    A controller that stops commanding the arm but still answers services is stuck on a lock or
+    a call; `kill -USR1 <pid>` shows where without stopping it (the test suite does this for
+    every live node when a test fails).
+    """
+    faulthandler.enable(all_threads=True)
+    if hasattr(signal, 'SIGUSR1'):
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Entry point of the rt2_controller executable."""
     # Python hands the GIL to a waiting thread only every switch interval (5 ms by default): a
     # worker busy encoding an image could hold the control timer that long. 1 ms keeps timer
     # jitter near the OS's (python -m bench.control_loop) at a negligible switching cost.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    enable_stack_dumps()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
 

@@ -47,6 +47,9 @@ NODE_NAME = 'rt2_controller'
 
 # ---------------------------------------------------------------- the node process
 
+# Processes started and not yet stopped (including ones that died): a failed test reports them.
+STARTED: 'set[NodeProcess]' = set()
+
 
 def write_params_file(params: Dict[str, Any], path: Path, node_name: str = NODE_NAME) -> Path:
     """Write a ROS 2 params file for node_name (any namespace) and return its path."""
@@ -100,7 +103,29 @@ class NodeProcess:
         self.process = subprocess.Popen(self.command(), stdout=self._log,
                                         stderr=subprocess.STDOUT, env=self.env,
                                         start_new_session=True)
+        STARTED.add(self)
         return self
+
+    def post_mortem(self, lines: int = 120, timeout: float = 3.0) -> str:
+        """
+        Return the log's tail, after asking a live process for every thread's stack (SIGUSR1).
+
+        For a failed test: a node that stopped commanding but did not exit is stuck somewhere,
+        and rt2_controller prints its stacks on SIGUSR1 (see enable_stack_dumps).
+        """
+        if self.process is None:
+            return 'not started'
+        if self.alive() and self.executable == NODE_NAME:
+            before = len(self.log())
+            self.process.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + timeout
+            while 'most recent call first' not in self.log()[before:] \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling a file another process writes
+        status = ('running' if self.alive()
+                  else f'exited with status {self.process.returncode}')
+        tail = '\n'.join(self.log().splitlines()[-lines:])
+        return f'{self.fqn} (pid {self.process.pid}) {status}; log tail:\n{tail}'
 
     def log(self) -> str:
         return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
@@ -137,6 +162,7 @@ class NodeProcess:
                 self.process.kill()
                 self.process.wait(10)
         self._log.close()
+        STARTED.discard(self)
         return self.process.returncode
 
     def __enter__(self) -> 'NodeProcess':
