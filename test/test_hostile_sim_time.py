@@ -6,7 +6,8 @@ loop stops with it - and without a wall-clock watchdog the last command it sent 
 be the last word. Here the test process plays the simulator: it publishes /clock at 100 Hz and
 camera frames stamped in sim time (none while paused, as a paused simulator renders nothing),
 and checks that the node halts within one control period plus 100 ms of the last clock tick,
-then drives again once sim time moves. One node process serves the module.
+then drives again once sim time moves. Every test starts its own node process, so a test that
+pauses or rewinds time leaves nothing behind for the next one.
 """
 import threading
 import time
@@ -40,6 +41,7 @@ class SimClock:
         self.sim = time.time()  # starts at the wall clock so stamps can be compared
         self.running = threading.Event()
         self.last_tick_wall = 0.0
+        self.ticks = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -60,6 +62,7 @@ class SimClock:
                     msg.clock = self.h.stamp(now)
                     self.publisher.publish(msg)
                     self.last_tick_wall = time.time()
+                    self.ticks += 1
                 if tick % 3 == 0:
                     self.h.publish_image(stamp=now)
                 tick += 1
@@ -85,8 +88,15 @@ class SimClock:
         self._stop.set()
         self._thread.join(5)
 
+    def describe(self) -> str:
+        """Say whether this simulator kept publishing (for a failure message)."""
+        ago = time.time() - self.last_tick_wall
+        return (f'sim clock: {self.ticks} ticks published, the last {ago:.3f} s ago, '
+                f'{"running" if self.running.is_set() else "paused"}, thread '
+                f'{"alive" if self._thread.is_alive() else "dead"}; ')
 
-@pytest.fixture(scope='module')
+
+@pytest.fixture
 def rig():
     with ScriptedPolicyServer() as server, RosHarness() as h:
         clock = SimClock(h).start()
@@ -96,6 +106,7 @@ def rig():
             rig = FaultRig(server, node, h, params, MOVE)
             rig.camera_args = None  # frames come from the sim clock
             rig.clock = clock
+            rig.describe_inputs = clock.describe
             yield rig
             clock.stop()
             rig.close()

@@ -554,7 +554,13 @@ class ControllerNode(LifecycleNode):
                                 throttle_duration_sec=1.0)
 
     def _on_clock_watchdog(self) -> None:
-        """Check on the wall clock that sim time moves (the control timer stops with it)."""
+        """
+        Check on the wall clock that sim time moves (the control timer stops with it).
+
+        A clock that went back (a simulator or bag restarted) gets a control tick at once: the
+        tick halts on the jump, and the timer on the node clock takes 30-200 ms to fire after
+        one (measured with rclpy on kilted), more than the halt budget of a period plus 100 ms.
+        """
         core = self.core
         if core is None:
             return
@@ -562,6 +568,8 @@ class ControllerNode(LifecycleNode):
         seen, since = self._clock_seen
         if now != seen:
             self._clock_seen = (now, wall)
+            if seen is not None and now < seen:
+                self._on_control_tick()
             return
         timeout = core.config.clock_timeout_s
         if timeout > 0 and wall - since > timeout:  # 0: time is held on purpose (lockstep)

@@ -13,7 +13,7 @@ node to a moving state, and the two checks every fault must pass -
 """
 import math
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
@@ -67,6 +67,8 @@ class FaultRig:
         # how moving() starts the harness camera; None: the test runs its own camera
         self.camera_args: Optional[Dict[str, Any]] = {'rate_hz': 30.0}
         self.stalls = StallProbe().start()  # the machine's own pauses, allowed for in budgets
+        # what else a failure message should tell (the sim-time module reports its clock)
+        self.describe_inputs: Callable[[], str] = lambda: ''
 
     def close(self) -> None:
         self.stalls.stop()
@@ -94,7 +96,12 @@ class FaultRig:
         self.instruct()
         assert self.h.call_enable(True).success
         mark = self.twists.mark()
-        self.twists.wait_for(is_moving, since=mark, timeout=timeout)
+        marks = self.marks()
+        try:
+            self.twists.wait_for(is_moving, since=mark, timeout=timeout)
+        except TimeoutError:
+            raise AssertionError(f'the node did not move within {timeout} s of being enabled; '
+                                 f'{self.describe_inputs()}{self.explain(marks)}') from None
         return self.twists.mark()
 
     def marks(self) -> Dict[str, int]:
