@@ -90,3 +90,30 @@ def test_stop_from_inside_a_tick_does_not_deadlock():
 def test_period_must_be_positive(period):
     with pytest.raises(ValueError, match='period'):
         SteadyTicker(period, lambda: None)
+
+
+def test_a_realtime_priority_is_set_on_the_control_thread_only_or_the_reason_is_given():
+    import os
+    seen = {}
+    done = threading.Event()
+
+    def tick():
+        seen['policy'] = os.sched_getscheduler(0)
+        done.set()
+
+    ticker = SteadyTicker(0.005, tick, realtime_priority=10)
+    ticker.start()
+    assert done.wait(WAIT_S)
+    ticker.stop()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's thread is untouched
+    if ticker.priority_error is None:
+        assert seen['policy'] == os.SCHED_FIFO
+    else:  # no CAP_SYS_NICE here: it still ticks, at normal priority, and says why
+        assert seen['policy'] == os.SCHED_OTHER
+        assert 'SCHED_FIFO priority 10 not set' in ticker.priority_error
+
+
+@pytest.mark.parametrize('priority', [-1, 100])
+def test_a_priority_outside_0_to_99_is_refused(priority):
+    with pytest.raises(ValueError, match='0 \\(off\\) to 99'):
+        SteadyTicker(0.01, lambda: None, realtime_priority=priority)

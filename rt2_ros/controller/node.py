@@ -355,7 +355,8 @@ class ControllerNode(LifecycleNode):
                                             callback_group=self._control_group))
         else:
             rt['ticker'] = SteadyTicker(1.0 / control_rate, self._on_control_tick,
-                                        name='rt2_control', on_error=self._on_tick_error)
+                                        name='rt2_control', on_error=self._on_tick_error,
+                                        realtime_priority=values['control.realtime_priority'])
         if values['viz.rate_hz'] > 0:
             timers.append(self.create_timer(1.0 / values['viz.rate_hz'], self._on_viz_tick,
                                             callback_group=self._io_group))
@@ -370,6 +371,9 @@ class ControllerNode(LifecycleNode):
         rt['timers'] = timers
         if 'ticker' in rt:
             rt['ticker'].start()
+            if rt['ticker'].priority_error:
+                self.get_logger().warning(
+                    f'{rt["ticker"].priority_error}; the control thread runs at normal priority')
         self.get_logger().info(
             f'configured: policy {policy_config.backend} {redact(policy_config.url)}, action '
             f'space {space.name}, decision period {decision_period:.3f} s, control '
