@@ -562,7 +562,7 @@ class ControllerNode(LifecycleNode):
         Check on the wall clock that sim time moves (the control timer stops with it).
 
         A clock that went back (a simulator or bag restarted) gets a control tick at once: the
-        tick halts on the jump, and the timer on the node clock takes 30-200 ms to fire after
+        tick halts on the jump, and the timer on the node clock takes 30-220 ms to fire after
         one (measured with rclpy on kilted), more than the halt budget of a period plus 100 ms.
         """
         core = self.core
