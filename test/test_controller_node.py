@@ -381,6 +381,19 @@ def test_parameters_are_validated_and_live_limits_apply(rig):
     del start
 
 
+def test_sigusr1_prints_every_thread_stack_and_the_arm_keeps_moving(rig):
+    """`kill -USR1` is how the README says to see where a stuck node waits: it must not stop it."""
+    rig.moving()
+    report = rig.node.post_mortem()
+    assert 'running' in report.splitlines()[0], report[:300]
+    assert 'rt2_ros/controller/ticker.py' in report, report  # the control thread
+    assert 'in spin_once' in report, report  # the executor in the main thread
+    mark = rig.twists.mark()
+    rig.twists.wait_count(10, since=mark, timeout=5)
+    assert any(_speed(m) > 0 for m in rig.twists.messages(mark))
+    assert rig.node.alive()
+
+
 def test_sigint_stops_the_arm_and_exits_cleanly(rig):
     """Last test of the module: it ends the node."""
     start = rig.moving()

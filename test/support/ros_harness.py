@@ -119,8 +119,13 @@ class NodeProcess:
             before = len(self.log())
             self.process.send_signal(signal.SIGUSR1)
             deadline = time.monotonic() + timeout
-            while 'most recent call first' not in self.log()[before:] \
-                    and time.monotonic() < deadline:
+            size = -1
+            # the dump is complete once it has started and the log stopped growing for a poll
+            while time.monotonic() < deadline:
+                log = self.log()
+                if 'most recent call first' in log[before:] and len(log) == size:
+                    break
+                size = len(log)
                 time.sleep(0.05)  # polling a file another process writes
         status = ('running' if self.alive()
                   else f'exited with status {self.process.returncode}')
