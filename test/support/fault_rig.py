@@ -95,10 +95,9 @@ class FaultRig:
         self.h.call_reset()
         self.instruct()
         assert self.h.call_enable(True).success
-        mark = self.twists.mark()
         marks = self.marks()
         try:
-            self.twists.wait_for(is_moving, since=mark, timeout=timeout)
+            self.twists.wait_for(is_moving, since=marks['twists'], timeout=timeout)
         except TimeoutError:
             raise AssertionError(f'the node did not move within {timeout} s of being enabled; '
                                  f'{self.describe_inputs()}{self.explain(marks)}') from None
