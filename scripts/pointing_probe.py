@@ -13,7 +13,8 @@ being learned. Grouped by referent: the gripper (no name to resolve), a block na
 and shape, and a block named by a property (smallest, closest to ..., colour of ...).
 
     .venv/bin/python scripts/pointing_probe.py --steps 1500 --lr 5e-4 --threads 2
-    .venv/bin/python scripts/pointing_probe.py ... --blocks 1-2   # a one-or-two-block curriculum
+    .venv/bin/python scripts/pointing_probe.py ... --blocks 1-2   # easier scenes only
+    .venv/bin/python scripts/pointing_probe.py ... --stage 1:2000 --stage 2-5:1500  # curriculum
 """
 import argparse
 import json
@@ -39,6 +40,18 @@ def block_range(text: str) -> Tuple[int, int]:
         raise argparse.ArgumentTypeError(f'expected N or LOW-HIGH, got {text!r}') from None
 
 
+def stage(text: str) -> Tuple[Tuple[int, int], int]:
+    """Parse a curriculum stage, BLOCKS:STEPS (e.g. 1:2000 or 2-5:1500)."""
+    blocks, sep, steps = text.partition(':')
+    try:
+        count = int(steps)
+    except ValueError:
+        count = 0
+    if not sep or count < 1:
+        raise argparse.ArgumentTypeError(f'expected BLOCKS:STEPS such as 2-5:1500, got {text!r}')
+    return block_range(blocks), count
+
+
 def referent_kind(prompt: str) -> str:
     from rt2_ros.sim.objects import COLOURS, SHAPES
 
@@ -57,17 +70,100 @@ def parse_point(text: str) -> Tuple[float, float]:
         return float('nan'), float('nan')
 
 
+def parsing_scenes(count: int, image_size: int, grid: int, seed: int
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """
+    Return images and per-patch labels (colour, shape, gripper) of `count` 2-5-block scenes.
+
+    A patch is labelled with the block whose top centre projects into it (colour and shape
+    index + 1; 0 = none) and with whether the point between the fingertips does.
+    """
+    from rt2_ros.sim.objects import COLOURS, SHAPES
+    from rt2_ros.training.examples import resize_image
+    from rt2_ros.training.vqa import CAMERA_SIZE, sample_scene
+
+    rng = np.random.default_rng([seed, 0x5E])
+    images = np.zeros((count, image_size, image_size, 3), np.uint8)
+    labels = np.zeros((count, 3, grid, grid), np.int64)
+    scale = grid / CAMERA_SIZE
+    colours, shapes = list(COLOURS), list(SHAPES)
+    for i in range(count):
+        sim, renderer, facts = sample_scene(rng)
+        images[i] = resize_image(renderer.render(sim), image_size)
+        for spec, (row, col) in zip(facts.specs, facts.pixels * scale):
+            if 0 <= row < grid and 0 <= col < grid:
+                labels[i, 0, int(row), int(col)] = 1 + colours.index(spec.colour)
+                labels[i, 1, int(row), int(col)] = 1 + shapes.index(spec.shape)
+        row, col = facts.gripper_pixel * scale
+        if 0 <= row < grid and 0 <= col < grid:
+            labels[i, 2, int(row), int(col)] = 1
+    return images, labels
+
+
+def pretrain_by_parsing(model, config, steps: int, scenes: int, seed: int) -> Dict[str, float]:
+    """
+    Train the vision tower alone to label every patch (block colour, shape; gripper).
+
+    A stand-in for the pretrained image encoder RT-2 starts from: dense labels teach the
+    tower to see small blocks from many more targets per image than one pointing answer. The
+    linear head is thrown away; returns held-out accuracy on the labelled patches.
+    """
+    import math
+
+    from rt2_ros.training.batches import pixel_values
+    import torch
+    import torch.nn.functional as F
+
+    tower = model.model.vision_tower
+    grid = config.model.image_size // config.model.patch_size
+    images, labels = parsing_scenes(scenes + HELD_OUT, config.model.image_size, grid, seed)
+    head = torch.nn.Linear(tower.config.hidden_size, 7 + 4 + 2)
+    params = list(tower.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, betas=(0.9, 0.98))
+    weights = [torch.tensor([0.1] + [1.0] * (n - 1)) for n in (7, 4, 2)]
+    splits = ((0, 7), (7, 11), (11, 13))
+
+    def logits(rows: np.ndarray) -> torch.Tensor:
+        return head(tower(pixel_values=pixel_values(images[rows])).last_hidden_state)
+
+    def targets(rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(labels[rows]).flatten(2).transpose(1, 2)  # B, patches, 3
+
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        scale = min(1.0, (step + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
+        for group in optimizer.param_groups:
+            group['lr'] = 1e-3 * scale
+        rows = rng.integers(HELD_OUT, len(images), 64)
+        out, want = logits(rows), targets(rows)
+        loss = sum(F.cross_entropy(out[..., a:b].flatten(0, 1), want[..., k].flatten(),
+                                   weight=weights[k]) for k, (a, b) in enumerate(splits))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+    with torch.no_grad():
+        rows = np.arange(HELD_OUT)
+        out, want = logits(rows), targets(rows)
+    found = {}
+    for k, (name, (a, b)) in enumerate(zip(('colour', 'shape', 'gripper'), splits)):
+        labelled = want[..., k] > 0
+        said = out[..., a:b].argmax(-1)
+        found[name] = round(float((said[labelled] == want[..., k][labelled]).float().mean()), 3)
+    return found
+
+
 class Probe:
     """A Trainer's model and optimizer, fed pointing questions only."""
 
-    def __init__(self, config, examples, scratch: Path) -> None:
+    def __init__(self, config, stages: List[Tuple[object, int]], scratch: Path) -> None:
         from rt2_ros.training.batches import EncodedSet
         from rt2_ros.training.examples import ExampleSet
         from rt2_ros.training.trainer import Trainer
 
         self.trainer = Trainer(config, scratch, log=lambda _: None)
 
-        def subset(rows: List[int]) -> EncodedSet:
+        def subset(examples, rows: List[int]) -> EncodedSet:
             part = ExampleSet(images=examples.images,
                               image_index=[examples.image_index[i] for i in rows],
                               prompts=[examples.prompts[i] for i in rows],
@@ -76,9 +172,22 @@ class Probe:
                               tags=[examples.tags[i] for i in rows])
             return EncodedSet(part, self.trainer.encoder)
 
-        rows = list(range(len(examples)))
-        self.test, self.train = subset(rows[:HELD_OUT]), subset(rows[HELD_OUT:])
+        # Each stage trains on its own questions past the first HELD_OUT; the last stage's
+        # first HELD_OUT questions are the test set throughout (the skill the curriculum is for).
+        self.stages = [(subset(examples, list(range(HELD_OUT, len(examples)))), int(steps))
+                       for examples, steps in stages]
+        last = stages[-1][0]
+        self.test = subset(last, list(range(min(HELD_OUT, len(last)))))
         self.rng = np.random.default_rng(config.seed)
+
+    def train_set(self, step: int):
+        """Return the training questions of the stage that `step` falls in."""
+        end = 0
+        for examples, steps in self.stages:
+            end += steps
+            if step < end:
+                return examples
+        return self.stages[-1][0]
 
     def step(self, step: int) -> float:
         from rt2_ros.training.batches import make_batch
@@ -88,8 +197,9 @@ class Probe:
         t, c = self.trainer, self.trainer.config
         for group in t.optimizer.param_groups:
             group['lr'] = learning_rate(c, step)
-        picks = [(0, int(i)) for i in self.rng.integers(0, len(self.train), c.batch_size)]
-        loss, _ = answer_loss(t.model, make_batch([self.train], picks), t.smoothing)
+        train = self.train_set(step)
+        picks = [(0, int(i)) for i in self.rng.integers(0, len(train), c.batch_size)]
+        loss, _ = answer_loss(t.model, make_batch([train], picks), t.smoothing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(t.model.parameters(), c.grad_clip)
         t.optimizer.step()
@@ -134,11 +244,21 @@ def main() -> int:
     parser.add_argument('--steps', type=int, default=1500)
     parser.add_argument('--every', type=int, default=250)
     parser.add_argument('--lr', type=float, help='peak learning rate (default: the config)')
+    parser.add_argument('--patch-size', type=int,
+                        help="the vision tower's patch size in pixels (default: the config)")
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--examples', type=int, default=16000)
     parser.add_argument('--blocks', type=block_range, default=(2, 5),
                         help='blocks per scene, N or LOW-HIGH (default 2-5, as the VQA data)')
-    parser.add_argument('--seed', type=int, default=11, help='data seed')
+    parser.add_argument('--stage', type=stage, action='append', metavar='BLOCKS:STEPS',
+                        help='a curriculum: train on BLOCKS-block scenes for STEPS steps, then '
+                        'the next stage (repeat; replaces --blocks and --steps; errors are '
+                        "measured on the last stage's scenes throughout)")
+    parser.add_argument('--parse-steps', type=int, default=0,
+                        help='first train the vision tower to label every patch for this many '
+                        'steps (batch 64; default 0: no such stage)')
+    parser.add_argument('--parse-scenes', type=int, default=6000)
+    parser.add_argument('--seed', type=int, default=11, help='data seed (stage k: seed + k)')
     parser.add_argument('--json', help='write the error curve here')
     args = parser.parse_args()
 
@@ -146,28 +266,45 @@ def main() -> int:
     from rt2_ros.training.config import TrainConfig
     from rt2_ros.training.vqa import vqa_examples
 
+    stages = args.stage or [(args.blocks, args.steps)]
+    total = sum(steps for _, steps in stages)
     data = json.loads(Path(args.config).read_text(encoding='utf-8'))
-    data.update({'steps': args.steps, 'threads': args.threads,
-                 'warmup_steps': min(data.get('warmup_steps', 100), args.steps // 10)})
+    data.update({'steps': total, 'threads': args.threads,
+                 'warmup_steps': min(data.get('warmup_steps', 100), total // 10)})
     if args.lr is not None:
         data.update({'learning_rate': args.lr, 'min_learning_rate': args.lr / 10})
+    if args.patch_size is not None:
+        data['model'] = dict(data.get('model', {}), patch_size=args.patch_size)
     config = TrainConfig.from_dict(data)
     torch.manual_seed(config.seed)
-    started = time.perf_counter()
-    examples = vqa_examples(args.examples, config.model.image_size, seed=args.seed,
-                            questions_per_image=2, block_range=args.blocks,
-                            weights={'point': 3.0, 'point_gripper': 1.0})
-    print(f'{len(examples)} pointing questions on {len(examples.images)} scenes of '
-          f'{args.blocks[0]}-{args.blocks[1]} blocks ({time.perf_counter() - started:.0f} s); '
-          f'learning rate {config.learning_rate:g}, {args.steps} steps', flush=True)
+    staged = []
+    for k, (blocks, steps) in enumerate(stages):
+        started = time.perf_counter()
+        examples = vqa_examples(args.examples, config.model.image_size, seed=args.seed + k,
+                                questions_per_image=2, block_range=blocks,
+                                weights={'point': 3.0, 'point_gripper': 1.0})
+        staged.append((examples, steps))
+        print(f'{len(examples)} pointing questions on {len(examples.images)} scenes of '
+              f'{blocks[0]}-{blocks[1]} blocks ({time.perf_counter() - started:.0f} s) '
+              f'for {steps} steps', flush=True)
+    test_blocks = stages[-1][0]
+    print(f'learning rate {config.learning_rate:g}, {total} steps; errors on {HELD_OUT} held-out '
+          f'questions about {test_blocks[0]}-{test_blocks[1]}-block scenes', flush=True)
     curve = []
     with tempfile.TemporaryDirectory() as scratch:
-        probe = Probe(config, examples, Path(scratch))
+        probe = Probe(config, staged, Path(scratch))
+        if args.parse_steps > 0:
+            started = time.perf_counter()
+            accuracy = pretrain_by_parsing(probe.trainer.model, config, args.parse_steps,
+                                           args.parse_scenes, args.seed)
+            print(f'vision tower trained to label patches for {args.parse_steps} steps '
+                  f'({time.perf_counter() - started:.0f} s); held-out accuracy on labelled '
+                  f'patches: {accuracy}', flush=True)
         started = time.perf_counter()
         losses: List[float] = []
-        for step in range(args.steps):
+        for step in range(total):
             losses.append(probe.step(step))
-            if (step + 1) % args.every == 0 or step + 1 == args.steps:
+            if (step + 1) % args.every == 0 or step + 1 == total:
                 report = probe.errors()
                 curve.append({'step': step + 1, 'loss': round(float(np.mean(losses)), 3),
                               'seconds': round(time.perf_counter() - started), **report})
@@ -177,8 +314,8 @@ def main() -> int:
                 print(f'step {step + 1}: loss {curve[-1]["loss"]:.3f}; median error {shown}',
                       flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({'args': vars(args), 'curve': curve}, indent=2),
-                                   encoding='utf-8')
+        report = {'args': vars(args), 'test_blocks': list(test_blocks), 'curve': curve}
+        Path(args.json).write_text(json.dumps(report, indent=2), encoding='utf-8')
     return 0
 
 

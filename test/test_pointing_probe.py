@@ -1,11 +1,13 @@
 """The grounding probe script: argument parsing, referent grouping, a tiny end-to-end run."""
 import argparse
+import ast
 import json
 from pathlib import Path
 import subprocess
 import sys
 
 from cli_helpers import load_script
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +24,11 @@ def test_block_range_and_referent_kinds():
     assert probe.block_range('1-2') == (1, 2)
     with pytest.raises(argparse.ArgumentTypeError):
         probe.block_range('two')
+    assert probe.stage('1:2000') == ((1, 1), 2000)
+    assert probe.stage('2-5:1500') == ((2, 5), 1500)
+    for bad in ('2-5', '2-5:0', 'x:10', '1:many'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            probe.stage(bad)
     assert probe.referent_kind('Q: where is the gripper? A:') == 'gripper'
     assert probe.referent_kind('Q: where is the red cube? A:') == 'named'
     assert probe.referent_kind('Q: where is the smallest block? A:') == 'property'
@@ -43,3 +50,58 @@ def test_a_tiny_run_reports_errors_beside_the_mean_guess(tmp_path):
         assert entry['questions'] > 0 and 0 < entry['mean_guess'] < 362
         assert 0 <= entry['median_error'] <= 362
     assert 'step 2: loss' in done.stdout
+
+
+def test_a_curriculum_trains_each_stage_and_measures_on_the_last_stages_scenes(tmp_path):
+    out = tmp_path / 'curve.json'
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), '--stage', '1:2', '--stage', '3:1', '--every', '1',
+         '--examples', '360', '--threads', '1', '--patch-size', '8', '--json', str(out)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'scenes of 1-1 blocks' in done.stdout and 'scenes of 3-3 blocks' in done.stdout
+    assert '3 steps' in done.stdout
+    report = json.loads(out.read_text())
+    assert report['test_blocks'] == [3, 3]
+    assert 'questions about 3-3-block scenes' in done.stdout
+    assert [point['step'] for point in report['curve']] == [1, 2, 3]
+
+
+def test_patch_labels_name_the_colour_drawn_in_the_patch():
+    from rt2_ros.sim.objects import COLOURS
+
+    probe = _module()
+    images, labels = probe.parsing_scenes(40, 96, 12, seed=3)
+    table = images[0][48, 4].astype(float)  # the table beside the blocks, as rendered
+    gripper = images[0][0, 0].astype(float)  # dark grey like the gripper and the outlines
+    palette = np.array([table, gripper, table * 0.55] + list(COLOURS.values()), dtype=float)
+    agree = total = 0
+    for image, label in zip(images, labels):
+        rows, cols = np.nonzero(label[0])
+        assert len(rows) >= 1 and int(label[2].sum()) <= 1
+        assert np.array_equal(label[0] > 0, label[1] > 0)  # colour and shape go together
+        for row, col in zip(rows, cols):
+            patch = image[8 * row:8 * row + 8, 8 * col:8 * col + 8].reshape(-1, 3).astype(float)
+            if (np.abs(patch - gripper).sum(1) < 40).sum() >= 32:
+                continue  # the gripper hides most of it: a label the picture cannot show
+            # A small block may straddle the patch border: look at the 8 neighbours too.
+            around = image[max(0, 8 * row - 8):8 * row + 16,
+                           max(0, 8 * col - 8):8 * col + 16].reshape(-1, 3).astype(float)
+            nearest = np.argmin(((around[:, None] - palette[None]) ** 2).sum(-1), axis=1)
+            votes = np.bincount(nearest, minlength=len(palette))[3:]  # block colours only
+            total += 1
+            agree += int(votes[label[0, row, col] - 1] >= 5)
+    assert total >= 80 and agree >= 0.95 * total, (agree, total)
+
+
+def test_parsing_pretraining_runs_before_the_pointing_steps(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), '--steps', '1', '--examples', '360', '--threads', '1',
+         '--patch-size', '8', '--parse-steps', '2', '--parse-scenes', '20'],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if 'label patches for 2 steps' in x)
+    accuracy = ast.literal_eval(line.split('patches: ')[1])
+    assert set(accuracy) == {'colour', 'shape', 'gripper'}
+    assert all(0.0 <= v <= 1.0 for v in accuracy.values())
+    assert done.stdout.index('label patches') < done.stdout.index('step 1: loss')
