@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 HELD_OUT = 300
+# An answer this close (0..255 grid) is on the block: about a block's width in the image, and
+# well under the median distance to the nearest other block in 2-5-block scenes (63).
+HIT_RADIUS = 16.0
 
 
 def block_range(text: str) -> Tuple[int, int]:
@@ -234,6 +237,7 @@ class Probe:
             baseline = np.hypot(*(truth - truth.mean(0)).T)
             report[kind] = {'median_error': round(float(np.median(error)), 1),
                             'mean_guess': round(float(np.median(baseline)), 1),
+                            'hit_rate': round(float(np.mean(error <= HIT_RADIUS)), 3),
                             'questions': len(pairs)}
         return report
 
@@ -309,8 +313,9 @@ def main() -> int:
                 curve.append({'step': step + 1, 'loss': round(float(np.mean(losses)), 3),
                               'seconds': round(time.perf_counter() - started), **report})
                 losses = []
-                shown = ', '.join(f'{k} {v["median_error"]:.1f} (mean guess {v["mean_guess"]:.1f})'
-                                  for k, v in report.items())
+                shown = ', '.join(
+                    f'{k} {v["median_error"]:.1f} (mean guess {v["mean_guess"]:.1f}, '
+                    f'{100 * v["hit_rate"]:.0f} % within {HIT_RADIUS:g})' for k, v in report.items())
                 print(f'step {step + 1}: loss {curve[-1]["loss"]:.3f}; median error {shown}',
                       flush=True)
     if args.json:

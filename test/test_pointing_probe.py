@@ -48,7 +48,7 @@ def test_a_tiny_run_reports_errors_beside_the_mean_guess(tmp_path):
     for kind in ('gripper', 'named'):
         entry = curve[-1][kind]
         assert entry['questions'] > 0 and 0 < entry['mean_guess'] < 362
-        assert 0 <= entry['median_error'] <= 362
+        assert 0 <= entry['median_error'] <= 362 and 0 <= entry['hit_rate'] <= 1
     assert 'step 2: loss' in done.stdout
 
 
