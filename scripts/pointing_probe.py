@@ -315,7 +315,8 @@ def main() -> int:
                 losses = []
                 shown = ', '.join(
                     f'{k} {v["median_error"]:.1f} (mean guess {v["mean_guess"]:.1f}, '
-                    f'{100 * v["hit_rate"]:.0f} % within {HIT_RADIUS:g})' for k, v in report.items())
+                    f'{100 * v["hit_rate"]:.0f} % within {HIT_RADIUS:g})'
+                    for k, v in report.items())
                 print(f'step {step + 1}: loss {curve[-1]["loss"]:.3f}; median error {shown}',
                       flush=True)
     if args.json:
