@@ -44,15 +44,14 @@ def block_range(text: str) -> Tuple[int, int]:
 
 
 def stage(text: str) -> Tuple[Tuple[int, int], int]:
-    """Parse a curriculum stage, BLOCKS:STEPS (e.g. 1:2000 or 2-5:1500)."""
-    blocks, sep, steps = text.partition(':')
+    """Parse a curriculum stage, BLOCKS:STEPS (e.g. 1:2000 or 2-5:1500), as `rt2 train` does."""
+    from rt2_ros.training.config import TrainConfigError, VqaStage
+
     try:
-        count = int(steps)
-    except ValueError:
-        count = 0
-    if not sep or count < 1:
-        raise argparse.ArgumentTypeError(f'expected BLOCKS:STEPS such as 2-5:1500, got {text!r}')
-    return block_range(blocks), count
+        parsed = VqaStage.parse(text)
+    except TrainConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return (parsed.blocks[0], parsed.blocks[1]), parsed.steps
 
 
 def referent_kind(prompt: str) -> str:

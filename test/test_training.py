@@ -6,6 +6,7 @@ end in seconds; the properties checked are the ones a user relies on: the same s
 same weights, an interrupted run resumes to exactly the same result, and training batches are
 token for token what the checkpoint's processor produces at inference.
 """
+import json
 import re
 import shutil
 
@@ -14,10 +15,10 @@ import pytest
 from rt2_ros.models.tiny_vla import SPACE_MARK
 from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 from rt2_ros.training.batches import make_batch
-from rt2_ros.training.config import DaggerRound, TrainConfig, TrainConfigError
+from rt2_ros.training.config import DaggerRound, TrainConfig, TrainConfigError, VqaStage
 from rt2_ros.training.model import ModelSize
 from rt2_ros.training.robot_data import robot_examples
-from rt2_ros.training.trainer import OrdinalSmoothing, Trainer
+from rt2_ros.training.trainer import OrdinalSmoothing, Trainer, TrainingError
 from rt2_ros.training.vqa import QuestionMaker, sample_scene, vqa_examples
 import torch
 import yaml
@@ -88,6 +89,95 @@ def test_resume_refuses_another_recipe(tmp_path, data_dir):
     from rt2_ros.training.trainer import TrainingError
     with pytest.raises(TrainingError, match='another recipe'):
         Trainer(tiny_config(learning_rate=5e-4), tmp_path / 'a').load_state()
+
+
+def staged(**changes):
+    """Two VQA stages (one-block captions, then pointing on 2-3 blocks) before co-fine-tuning."""
+    stages = [VqaStage(steps=2, blocks=[1, 1], examples=8, questions={'caption': 1.0}),
+              VqaStage(steps=1, blocks=[2, 3], examples=8)]
+    return dict({'stages': stages}, **changes)
+
+
+def test_vqa_stages_open_the_run_and_resume_exactly_across_them(tmp_path, data_dir):
+    run = new_run(tmp_path, data_dir, 'a', **staged())
+    first, second = run.stage_streams
+    streams = [{s for s, _ in run.batch_picks(step)} for step in range(6)]
+    assert streams[:3] == [{first}, {first}, {second}]
+    assert all(s == {0, 1} for s in streams[3:]), streams  # then robot and VQA, mixed
+    captions = run.sets[first].examples
+    assert set(captions.tags) == {'caption'}
+    assert all(',' not in a and ' and ' not in a for a in captions.answers), captions.answers
+    assert set(run.sets[second].examples.tags) <= {'point', 'point_gripper'}
+    run.run()
+
+    part = new_run(tmp_path, data_dir, 'b', **staged())
+    part.run(until=2)  # no checkpoint yet: resuming restarts from step 0 (checkpoint_every 3)
+    part.run(until=3)
+    resumed = Trainer(tiny_config(**staged()), tmp_path / 'b', log=lambda _: None)
+    assert resumed.load_state() and resumed.state.step == 3
+    resumed.prepare()
+    resumed.run()
+    final = weights(run)
+    for key, value in weights(resumed).items():
+        assert torch.equal(value, final[key]), key
+
+    out = run.export(tmp_path / 'model')
+    report = json.loads((out / 'training.json').read_text(),
+                        parse_constant=lambda c: pytest.fail(f'{c} in training.json'))
+    assert [s['blocks'] for s in report['config']['stages']] == [[1, 1], [2, 3]]
+    assert TrainConfig.load(out / 'training.json') == run.config
+    shares = json.loads((out / 'training_statistics.json').read_text())
+    assert shares['stage1']['by_type'] == {'caption': 8} and 'stage2' in shares
+
+
+def test_robot_only_and_co_fine_tuned_runs_share_the_model_their_stages_make(tmp_path, data_dir):
+    co = new_run(tmp_path, data_dir, 'co', **staged())
+    alone = new_run(tmp_path, data_dir, 'alone', **staged(robot_fraction=1.0))
+    assert len(alone.sets) == 3 and len(co.sets) == 4
+    co.run(until=3)
+    alone.run(until=3)
+    shared = weights(co)
+    assert all(torch.equal(v, shared[k]) for k, v in weights(alone).items())
+    co.run(until=4)
+    alone.run(until=4)
+    assert not all(torch.equal(v, weights(co)[k]) for k, v in weights(alone).items())
+
+
+def test_train_command_line_sets_and_clears_the_stages(tmp_path):
+    from rt2_ros.cli.cmd_train import build_config
+    from rt2_ros.cli.main import build_parser
+
+    recipe = tmp_path / 'recipe.json'
+    recipe.write_text(json.dumps(tiny_config(**staged()).to_dict()))
+
+    def config(*extra):
+        args = build_parser().parse_args(['train', '--out', str(tmp_path / 'run'),
+                                          '--config', str(recipe), *extra])
+        return build_config(args)
+
+    assert config().stages == staged()['stages']  # the recipe file's stages, questions and all
+    assert [(s.blocks, s.steps) for s in config('--stage', '1:2', '--stage', '2-5:3').stages] \
+        == [([1, 1], 2), ([2, 5], 3)]
+    assert config('--no-stages').stages == []
+    for bad in ('2-5', '1:0', 'one:3', '3-2:1'):
+        with pytest.raises(SystemExit):
+            config('--stage', bad)
+
+
+def test_vqa_stage_recipe_errors_come_before_any_data_is_made(tmp_path):
+    with pytest.raises(TrainConfigError, match='leave steps'):
+        tiny_config(**staged(steps=3)).validate()
+    with pytest.raises(TrainConfigError, match='blocks'):
+        tiny_config(stages=[VqaStage(steps=1, blocks=[3, 2])]).validate()
+    with pytest.raises(TrainConfigError, match='positive weight'):
+        tiny_config(stages=[VqaStage(steps=1, questions={'point': 0.0})]).validate()
+    with pytest.raises(TrainConfigError, match='after the VQA stages'):
+        tiny_config(**staged(dagger=[DaggerRound(at_step=3, episodes=2)])).validate()
+    trainer = Trainer(tiny_config(stages=[VqaStage(steps=1, questions={'pointing': 1.0})]),
+                      tmp_path, log=lambda _: None)
+    with pytest.raises(TrainingError, match='unknown question types pointing; known: caption'):
+        trainer.prepare()
+    assert not (tmp_path / 'data').exists()
 
 
 def test_batches_are_what_the_processor_gives_at_inference(tmp_path, data_dir):

@@ -3,6 +3,7 @@
 
     rt2 train --out runs/demo                      # the bundled model's recipe
     rt2 train --out runs/robot-only --robot-only   # the ablation: no vision-language data
+    rt2 train --out runs/x --stage 1:1500 --stage 2-5:1500 --steps 5600   # pointing stages first
     rt2 train --out runs/demo                      # again: resumes from the last checkpoint
 
 Data (expert demonstrations of the `train` split, scene VQA) is generated into OUT/data and
@@ -37,6 +38,15 @@ def _dagger(text: str):
     return step, episodes
 
 
+def _stage(text: str):
+    from rt2_ros.training.config import TrainConfigError, VqaStage
+
+    try:
+        return VqaStage.parse(text)
+    except TrainConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'train', help='train the demo VLA in the simulator (co-fine-tuning, DAgger)',
@@ -60,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='a DAgger round at STEP over EPISODES fresh train seeds '
                              "(repeatable; replaces the recipe's rounds)")
     parser.add_argument('--no-dagger', action='store_true', help='no DAgger rounds')
+    parser.add_argument('--stage', type=_stage, action='append', metavar='BLOCKS:STEPS',
+                        help='a VQA-only pointing stage opening the run: STEPS steps on scenes of '
+                             "BLOCKS blocks, N or LOW-HIGH (repeatable; replaces the recipe's "
+                             'stages; they count in --steps)')
+    parser.add_argument('--no-stages', action='store_true', help='no VQA-only stages')
     parser.add_argument('--learning-rate', type=float, help='peak learning rate')
     parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
     parser.add_argument('--workers', type=positive_int, help='processes generating robot data')
@@ -89,6 +104,10 @@ def build_config(args: argparse.Namespace):
                 data[name] = value
         if args.robot_only:
             data['robot_fraction'] = 1.0
+        if args.no_stages:
+            data['stages'] = []
+        elif args.stage:
+            data['stages'] = [stage.__dict__ for stage in args.stage]
         if args.no_dagger:
             data['dagger'] = []
         elif args.dagger:

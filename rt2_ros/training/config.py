@@ -7,7 +7,7 @@ enough to reproduce it with `rt2 train --config training.json` (same seed, same 
 from dataclasses import asdict, dataclass, field, fields
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from rt2_ros.training.model import ModelSize
 
@@ -25,6 +25,40 @@ class DaggerRound:
 
 
 @dataclass
+class VqaStage:
+    """
+    A VQA-only stage at the start of the run, before co-fine-tuning.
+
+    RT-2 starts from a vision-language model that already finds what a phrase names; a model
+    trained from scratch here must learn that first. The grounding probe measured that it does
+    when first asked where the only block is (one-block scenes) and then which of several
+    blocks a name means, and not when it meets several blocks from the start (README, "Why it
+    fails"). Each stage's batches are all its own questions.
+    """
+
+    steps: int
+    blocks: List[int] = field(default_factory=lambda: [2, 5])   # [low, high] per scene
+    examples: int = 16000
+    questions: Dict[str, float] = field(
+        default_factory=lambda: {'point': 3.0, 'point_gripper': 1.0})
+
+    @staticmethod
+    def parse(text: str) -> 'VqaStage':
+        """Read BLOCKS:STEPS (e.g. 1:1500 or 2-5:1500), the command-line form of a stage."""
+        blocks, sep, steps = text.partition(':')
+        low, _, high = blocks.partition('-')
+        try:
+            stage = VqaStage(steps=int(steps), blocks=[int(low), int(high or low)])
+        except ValueError:
+            stage = None
+        if not sep or stage is None or stage.steps < 1 or \
+                not 1 <= stage.blocks[0] <= stage.blocks[1]:
+            raise TrainConfigError(f'expected BLOCKS:STEPS such as 1:1500 or 2-5:1500, '
+                                   f'got {text!r}')
+        return stage
+
+
+@dataclass
 class TrainConfig:
     """Data, model and optimisation settings of `rt2 train`."""
 
@@ -37,6 +71,7 @@ class TrainConfig:
     # -- vision-language data --
     vqa_examples: int = 30000
     robot_fraction: float = 0.5        # share of each batch from robot data; 1.0 = robot only
+    stages: List[VqaStage] = field(default_factory=list)  # VQA-only steps that open the run
     # -- model --
     model: ModelSize = field(default_factory=ModelSize)
     # -- optimisation --
@@ -75,6 +110,33 @@ class TrainConfig:
             raise TrainConfigError('DAgger rounds must be at increasing steps inside the run')
         if any(r.episodes < 1 for r in self.dagger):
             raise TrainConfigError('a DAgger round needs at least one episode')
+        for k, stage in enumerate(self.stages):
+            if stage.steps < 1 or stage.examples < 1:
+                raise TrainConfigError(f'stage {k + 1} needs at least one step and example')
+            if len(stage.blocks) != 2 or not 1 <= stage.blocks[0] <= stage.blocks[1]:
+                raise TrainConfigError(f'stage {k + 1}: blocks must be [low, high] with '
+                                       f'1 <= low <= high, got {stage.blocks!r}')
+            if not stage.questions or any(w < 0 for w in stage.questions.values()) or \
+                    not any(w > 0 for w in stage.questions.values()):
+                raise TrainConfigError(f'stage {k + 1}: questions need a positive weight')
+        if self.stages and self.stage_steps >= self.steps:
+            raise TrainConfigError(f'the stages take {self.stage_steps} of {self.steps} steps; '
+                                   'leave steps for the robot data')
+        if self.dagger and self.dagger[0].at_step <= self.stage_steps:
+            raise TrainConfigError('DAgger rounds must come after the VQA stages')
+
+    @property
+    def stage_steps(self) -> int:
+        return sum(int(s.steps) for s in self.stages)
+
+    def stage_at(self, step: int) -> Optional[Tuple[int, int]]:
+        """Return (stage index, step within it) for a step inside the VQA stages, else None."""
+        start = 0
+        for k, stage in enumerate(self.stages):
+            if step < start + stage.steps:
+                return k, step - start
+            start += stage.steps
+        return None
 
     @property
     def robot_only(self) -> bool:
@@ -105,9 +167,11 @@ class TrainConfig:
             if bad:
                 raise TrainConfigError(f'unknown model settings: {", ".join(bad)}')
             values['model'] = ModelSize(**values['model'])
-        if 'dagger' in values:
-            values['dagger'] = [DaggerRound(**r) for r in values['dagger']]
         try:
+            if 'dagger' in values:
+                values['dagger'] = [DaggerRound(**r) for r in values['dagger']]
+            if 'stages' in values:
+                values['stages'] = [VqaStage(**s) for s in values['stages']]
             config = TrainConfig(**values)
         except TypeError as exc:
             raise TrainConfigError(str(exc)) from None

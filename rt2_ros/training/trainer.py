@@ -72,6 +72,17 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
 
 
+def stage_seed(seed: int, stage: int) -> int:
+    """Return a VQA stage's data seed, apart from the main VQA data's (seed) and other stages'."""
+    return 1000 * (stage + 1) + seed
+
+
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean of the non-NaN values; NaN (without numpy's warning) when there are none."""
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else float('nan')
+
+
 class StreamSampler:
     """Example indices for one data stream: epoch e is permutation(seed, stream, e)."""
 
@@ -178,6 +189,7 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.state = TrainState()
         self.sets: List[EncodedSet] = []
+        self.stage_streams: List[int] = []
         self.samplers: List[StreamSampler] = []
 
     # -- setup --------------------------------------------------------------------------------
@@ -211,10 +223,15 @@ class Trainer:
     def prepare(self, progress: Optional[Callable[[str, int, int], None]] = None) -> None:
         """Generate (or load cached) robot and VQA data and encode them."""
         from rt2_ros.training.robot_data import robot_examples
-        from rt2_ros.training.vqa import vqa_examples
+        from rt2_ros.training.vqa import DEFAULT_WEIGHTS, vqa_examples
 
         c = self.config
         size = c.model.image_size
+        for k, stage in enumerate(c.stages):
+            unknown = sorted(set(stage.questions) - set(DEFAULT_WEIGHTS))
+            if unknown:  # before minutes of robot data generation, not after
+                raise TrainingError(f'stage {k + 1}: unknown question types '
+                                    f'{", ".join(unknown)}; known: {", ".join(DEFAULT_WEIGHTS)}')
         robot_seeds = c.train_seed_ranges()[0]
         robot = self._cached('robot', lambda: robot_examples(
             robot_seeds, size, label=c.label, workers=c.workers,
@@ -230,7 +247,18 @@ class Trainer:
                 progress=(lambda n: progress('vqa examples', n, c.vqa_examples))
                 if progress else None))
             self.sets.append(EncodedSet(vqa, self.encoder))
-        self.samplers = [StreamSampler(len(s), c.seed, k) for k, s in enumerate(self.sets)]
+        self.stage_streams = []
+        for k, stage in enumerate(c.stages):
+            self.stage_streams.append(len(self.sets))
+            self.sets.append(EncodedSet(self._cached(f'stage{k}', lambda stage=stage, k=k: (
+                vqa_examples(stage.examples, size, seed=stage_seed(c.seed, k),
+                             questions_per_image=2, weights=stage.questions,
+                             block_range=(stage.blocks[0], stage.blocks[1])))), self.encoder))
+        # Stage k's order is seeded as stream 2 + k with or without VQA data, so a robot-only
+        # run and a co-fine-tuned one with the same stages are the same model when the stages end
+        # (the paper's ablation: both start from one vision-language model).
+        ids = list(range(len(self.sets) - len(c.stages))) + [2 + k for k in range(len(c.stages))]
+        self.samplers = [StreamSampler(len(s), c.seed, i) for s, i in zip(self.sets, ids)]
         self._check_lengths()
 
     def _check_lengths(self) -> None:
@@ -270,6 +298,11 @@ class Trainer:
     def batch_picks(self, step: int) -> List[Tuple[int, int]]:
         """Return the (stream, example) pairs of batch `step` (a function of seed and step)."""
         c = self.config
+        staged = c.stage_at(step)
+        if staged is not None:
+            stream = self.stage_streams[staged[0]]
+            start = staged[1] * c.batch_size
+            return [(stream, i) for i in self.samplers[stream].take(start, c.batch_size)]
         n_robot = c.batch_size if c.robot_only else max(1, round(c.batch_size * c.robot_fraction))
         counts = [n_robot] + ([c.batch_size - n_robot] if len(self.sets) > 1 else [])
         picks = []
@@ -317,7 +350,7 @@ class Trainer:
                 self.state.history.append({
                     'step': self.state.step,
                     'loss': float(np.mean([w.loss for w in window])),
-                    'robot_loss': float(np.nanmean([w.robot_loss for w in window])),
+                    'robot_loss': nan_mean([w.robot_loss for w in window]),
                     'lr': log.lr})
                 window = []
             if self.state.step % c.checkpoint_every == 0 or self.state.step == end:
@@ -387,7 +420,8 @@ class Trainer:
             'parameters': parameter_count(self.model),
             'train_seconds': round(self.state.train_seconds, 1),
             'data_seconds': round(self.state.data_seconds, 1),
-            'history': self.state.history,
+            'history': [{k: None if isinstance(v, float) and math.isnan(v) else v  # JSON
+                         for k, v in h.items()} for h in self.state.history],
             'train_seed_ranges': [[r.start, r.stop] for r in self.config.train_seed_ranges()],
         }
         report.update(extra or {})
@@ -404,6 +438,8 @@ class Trainer:
         executor = ActionExecutor()
         for k, data in enumerate(self.sets):
             name = 'robot' if k == ROBOT else 'vqa'
+            if k in self.stage_streams:
+                name = f'stage{self.stage_streams.index(k) + 1}'
             tags: Dict[str, int] = {}
             for tag in data.examples.tags:
                 tags[tag] = tags.get(tag, 0) + 1
