@@ -133,7 +133,8 @@ def test_vqa_stages_open_the_run_and_resume_exactly_across_them(tmp_path, data_d
 def test_robot_only_and_co_fine_tuned_runs_share_the_model_their_stages_make(tmp_path, data_dir):
     co = new_run(tmp_path, data_dir, 'co', **staged())
     alone = new_run(tmp_path, data_dir, 'alone', **staged(robot_fraction=1.0))
-    assert len(alone.sets) == 3 and len(co.sets) == 4
+    assert alone.stream_names() == ['robot', 'stage1', 'stage2']
+    assert co.stream_names() == ['robot', 'vqa', 'stage1', 'stage2']
     co.run(until=3)
     alone.run(until=3)
     shared = weights(co)
@@ -296,3 +297,18 @@ def test_structured_init_orders_integer_tokens_and_patch_positions(tmp_path):
     side = TINY.image_size // TINY.patch_size
     assert float(positions[0] @ positions[1]) > float(positions[0] @ positions[side - 1])
     assert float(positions[0] @ positions[side]) > float(positions[0] @ positions[-1])
+
+
+def test_committed_recipes_load_and_are_the_bundled_checkpoints_recipes():
+    # A recipe typo would surface only after minutes of data generation; a drifted recipe
+    # would no longer reproduce the checkpoint it sits beside.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    recipes = sorted((root / 'config' / 'training').glob('*.json'))
+    assert len(recipes) >= 4
+    for recipe in recipes:
+        TrainConfig.load(recipe)
+    for name in ('rt2_demo_vla', 'rt2_staged_vla'):
+        assert TrainConfig.load(root / 'models' / name / 'training.json') == \
+            TrainConfig.load(root / 'config' / 'training' / f'{name}.json'), name

@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     trainer.prepare(progress=data_progress)
     for bar in bars.values():
         bar.close()
-    sizes = ', '.join(f'{len(s)} {name}' for name, s in zip(('robot', 'vqa'), trainer.sets))
+    sizes = ', '.join(f'{len(s)} {name}' for name, s in zip(trainer.stream_names(),
+                                                            trainer.sets))
     millions = sum(p.numel() for p in trainer.model.parameters()) / 1e6
     log(f'data: {sizes} examples; model {millions:.2f} M '
         f'parameters; {config.steps} steps of {config.batch_size}, seed {config.seed}')

@@ -261,6 +261,11 @@ class Trainer:
         self.samplers = [StreamSampler(len(s), c.seed, i) for s, i in zip(self.sets, ids)]
         self._check_lengths()
 
+    def stream_names(self) -> List[str]:
+        """Name each prepared data stream: robot, vqa (unless robot-only), stage1, stage2, ..."""
+        names = ['robot'] + ['vqa'] * (len(self.sets) - 1 - len(self.stage_streams))
+        return names + [f'stage{k + 1}' for k in range(len(self.stage_streams))]
+
     def _check_lengths(self) -> None:
         longest = max(s.max_length() for s in self.sets)
         if longest > self.spec.max_positions:
@@ -436,10 +441,7 @@ class Trainer:
 
         out: Dict[str, Any] = {'robot_fraction': self.config.robot_fraction}
         executor = ActionExecutor()
-        for k, data in enumerate(self.sets):
-            name = 'robot' if k == ROBOT else 'vqa'
-            if k in self.stage_streams:
-                name = f'stage{self.stage_streams.index(k) + 1}'
+        for k, (name, data) in enumerate(zip(self.stream_names(), self.sets)):
             tags: Dict[str, int] = {}
             for tag in data.examples.tags:
                 tags[tag] = tags.get(tag, 0) + 1
