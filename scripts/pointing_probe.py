@@ -241,6 +241,35 @@ class Probe:
         return report
 
 
+def measure_checkpoint(path: Path, blocks: Tuple[int, int], seed: int, threads: int,
+                       out: str) -> int:
+    """Print (and write) an exported model's pointing errors on the probe's held-out questions."""
+    from rt2_ros.training.config import TrainConfig
+    from rt2_ros.training.vqa import vqa_examples
+    from transformers import PaliGemmaForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    config = TrainConfig.load(path / 'training.json')
+    config.threads = threads
+    # The first HELD_OUT questions of a seed are the same however many are drawn after them.
+    test = vqa_examples(HELD_OUT, config.model.image_size, seed=seed, questions_per_image=2,
+                        block_range=blocks, weights={'point': 3.0, 'point_gripper': 1.0})
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = Probe(config, [(test, 1)], Path(scratch))
+        probe.trainer.model = PaliGemmaForConditionalGeneration.from_pretrained(str(path))
+        report = probe.errors()
+    for kind, found in report.items():
+        print(f'{kind}: median error {found["median_error"]:.1f} (mean guess '
+              f'{found["mean_guess"]:.1f}), {100 * found["hit_rate"]:.1f} % within '
+              f'{HIT_RADIUS:g}, {found["questions"]} questions')
+    if out:
+        Path(out).write_text(json.dumps({'checkpoint': str(path), 'seed': seed,
+                                         'blocks': list(blocks), 'errors': report}, indent=2),
+                             encoding='utf-8')
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default=str(ROOT / 'config/training/rt2_demo_vla.json'))
@@ -263,12 +292,18 @@ def main() -> int:
     parser.add_argument('--parse-scenes', type=int, default=6000)
     parser.add_argument('--seed', type=int, default=11, help='data seed (stage k: seed + k)')
     parser.add_argument('--json', help='write the error curve here')
+    parser.add_argument('--checkpoint', metavar='DIR',
+                        help='no training: measure an exported model (rt2 train, models/...) on '
+                        'the held-out questions of --seed and --blocks, and print the errors')
     args = parser.parse_args()
 
     import torch
     from rt2_ros.training.config import TrainConfig
     from rt2_ros.training.vqa import vqa_examples
 
+    if args.checkpoint:
+        return measure_checkpoint(Path(args.checkpoint), args.blocks, args.seed, args.threads,
+                                  args.json)
     stages = args.stage or [(args.blocks, args.steps)]
     total = sum(steps for _, steps in stages)
     data = json.loads(Path(args.config).read_text(encoding='utf-8'))

@@ -105,3 +105,15 @@ def test_parsing_pretraining_runs_before_the_pointing_steps(tmp_path):
     assert set(accuracy) == {'colour', 'shape', 'gripper'}
     assert all(0.0 <= v <= 1.0 for v in accuracy.values())
     assert done.stdout.index('label patches') < done.stdout.index('step 1: loss')
+
+
+def test_checkpoint_mode_measures_the_committed_staged_model_without_training(tmp_path):
+    # The README's figure for models/rt2_staged_vla: it finds a named block among 2-5.
+    out = tmp_path / 'errors.json'
+    subprocess.run([sys.executable, str(SCRIPT), '--checkpoint',
+                    str(ROOT / 'models' / 'rt2_staged_vla'), '--seed', '12',
+                    '--threads', '1', '--json', str(out)], check=True, timeout=300)
+    errors = json.loads(out.read_text())['errors']
+    assert sum(e['questions'] for e in errors.values()) == 300
+    assert errors['named']['median_error'] < 16 < errors['named']['mean_guess']
+    assert errors['named']['hit_rate'] > 0.6 and errors['gripper']['hit_rate'] > 0.9
