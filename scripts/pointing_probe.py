@@ -36,11 +36,13 @@ HIT_RADIUS = 16.0
 
 
 def block_range(text: str) -> Tuple[int, int]:
-    low, _, high = text.partition('-')
+    from rt2_ros.training.config import parse_blocks, TrainConfigError
+
     try:
-        return int(low), int(high or low)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected N or LOW-HIGH, got {text!r}') from None
+        low, high = parse_blocks(text)
+    except TrainConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return low, high
 
 
 def stage(text: str) -> Tuple[Tuple[int, int], int]:
@@ -244,7 +246,7 @@ class Probe:
 def measure_checkpoint(path: Path, blocks: Tuple[int, int], seed: int, threads: int,
                        out: str) -> int:
     """Print (and write) an exported model's pointing errors on the probe's held-out questions."""
-    from rt2_ros.training.config import TrainConfig
+    from rt2_ros.training.config import POINTING_QUESTIONS, TrainConfig
     from rt2_ros.training.vqa import vqa_examples
     from transformers import PaliGemmaForConditionalGeneration
     from transformers.utils import logging as hf_logging
@@ -254,7 +256,7 @@ def measure_checkpoint(path: Path, blocks: Tuple[int, int], seed: int, threads: 
     config.threads = threads
     # The first HELD_OUT questions of a seed are the same however many are drawn after them.
     test = vqa_examples(HELD_OUT, config.model.image_size, seed=seed, questions_per_image=2,
-                        block_range=blocks, weights={'point': 3.0, 'point_gripper': 1.0})
+                        block_range=blocks, weights=POINTING_QUESTIONS)
     with tempfile.TemporaryDirectory() as scratch:
         probe = Probe(config, [(test, 1)], Path(scratch))
         probe.trainer.model = PaliGemmaForConditionalGeneration.from_pretrained(str(path))
@@ -298,7 +300,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
-    from rt2_ros.training.config import TrainConfig
+    from rt2_ros.training.config import POINTING_QUESTIONS, TrainConfig
     from rt2_ros.training.vqa import vqa_examples
 
     if args.checkpoint:
@@ -320,7 +322,7 @@ def main() -> int:
         started = time.perf_counter()
         examples = vqa_examples(args.examples, config.model.image_size, seed=args.seed + k,
                                 questions_per_image=2, block_range=blocks,
-                                weights={'point': 3.0, 'point_gripper': 1.0})
+                                weights=POINTING_QUESTIONS)
         staged.append((examples, steps))
         print(f'{len(examples)} pointing questions on {len(examples.images)} scenes of '
               f'{blocks[0]}-{blocks[1]} blocks ({time.perf_counter() - started:.0f} s) '

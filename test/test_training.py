@@ -176,7 +176,7 @@ def test_vqa_stage_recipe_errors_come_before_any_data_is_made(tmp_path):
         tiny_config(**staged(dagger=[DaggerRound(at_step=3, episodes=2)])).validate()
     trainer = Trainer(tiny_config(stages=[VqaStage(steps=1, questions={'pointing': 1.0})]),
                       tmp_path, log=lambda _: None)
-    with pytest.raises(TrainingError, match='unknown question types pointing; known: caption'):
+    with pytest.raises(TrainingError, match='unknown question types: pointing; known: caption'):
         trainer.prepare()
     assert not (tmp_path / 'data').exists()
 

@@ -24,6 +24,19 @@ class DaggerRound:
     episodes: int           # train-split episodes rolled out (seeds after the expert's)
 
 
+# Where is the <block>? / where is the gripper?: the questions of the grounding stages.
+POINTING_QUESTIONS: Dict[str, float] = {'point': 3.0, 'point_gripper': 1.0}
+
+
+def parse_blocks(text: str) -> List[int]:
+    """Read a blocks-per-scene range, N or LOW-HIGH, as [low, high]."""
+    low, _, high = text.partition('-')
+    try:
+        return [int(low), int(high or low)]
+    except ValueError:
+        raise TrainConfigError(f'expected N or LOW-HIGH blocks, got {text!r}') from None
+
+
 @dataclass
 class VqaStage:
     """
@@ -39,22 +52,30 @@ class VqaStage:
     steps: int
     blocks: List[int] = field(default_factory=lambda: [2, 5])   # [low, high] per scene
     examples: int = 16000
-    questions: Dict[str, float] = field(
-        default_factory=lambda: {'point': 3.0, 'point_gripper': 1.0})
+    questions: Dict[str, float] = field(default_factory=lambda: dict(POINTING_QUESTIONS))
+
+    def validate(self, name: str = 'stage') -> None:
+        if self.steps < 1 or self.examples < 1:
+            raise TrainConfigError(f'{name} needs at least one step and example')
+        if len(self.blocks) != 2 or not 1 <= self.blocks[0] <= self.blocks[1]:
+            raise TrainConfigError(f'{name}: blocks must be [low, high] with 1 <= low <= high, '
+                                   f'got {self.blocks!r}')
+        if not self.questions or any(w < 0 for w in self.questions.values()) or \
+                not any(w > 0 for w in self.questions.values()):
+            raise TrainConfigError(f'{name}: questions need a positive weight')
 
     @staticmethod
     def parse(text: str) -> 'VqaStage':
         """Read BLOCKS:STEPS (e.g. 1:1500 or 2-5:1500), the command-line form of a stage."""
         blocks, sep, steps = text.partition(':')
-        low, _, high = blocks.partition('-')
         try:
-            stage = VqaStage(steps=int(steps), blocks=[int(low), int(high or low)])
-        except ValueError:
-            stage = None
-        if not sep or stage is None or stage.steps < 1 or \
-                not 1 <= stage.blocks[0] <= stage.blocks[1]:
+            if not sep:
+                raise ValueError
+            stage = VqaStage(steps=int(steps), blocks=parse_blocks(blocks))
+        except (ValueError, TrainConfigError):
             raise TrainConfigError(f'expected BLOCKS:STEPS such as 1:1500 or 2-5:1500, '
-                                   f'got {text!r}')
+                                   f'got {text!r}') from None
+        stage.validate(f'stage {text!r}')
         return stage
 
 
@@ -111,14 +132,7 @@ class TrainConfig:
         if any(r.episodes < 1 for r in self.dagger):
             raise TrainConfigError('a DAgger round needs at least one episode')
         for k, stage in enumerate(self.stages):
-            if stage.steps < 1 or stage.examples < 1:
-                raise TrainConfigError(f'stage {k + 1} needs at least one step and example')
-            if len(stage.blocks) != 2 or not 1 <= stage.blocks[0] <= stage.blocks[1]:
-                raise TrainConfigError(f'stage {k + 1}: blocks must be [low, high] with '
-                                       f'1 <= low <= high, got {stage.blocks!r}')
-            if not stage.questions or any(w < 0 for w in stage.questions.values()) or \
-                    not any(w > 0 for w in stage.questions.values()):
-                raise TrainConfigError(f'stage {k + 1}: questions need a positive weight')
+            stage.validate(f'stage {k + 1}')
         if self.stages and self.stage_steps >= self.steps:
             raise TrainConfigError(f'the stages take {self.stage_steps} of {self.steps} steps; '
                                    'leave steps for the robot data')

@@ -189,7 +189,6 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.state = TrainState()
         self.sets: List[EncodedSet] = []
-        self.stage_streams: List[int] = []
         self.samplers: List[StreamSampler] = []
 
     # -- setup --------------------------------------------------------------------------------
@@ -223,15 +222,15 @@ class Trainer:
     def prepare(self, progress: Optional[Callable[[str, int, int], None]] = None) -> None:
         """Generate (or load cached) robot and VQA data and encode them."""
         from rt2_ros.training.robot_data import robot_examples
-        from rt2_ros.training.vqa import DEFAULT_WEIGHTS, vqa_examples
+        from rt2_ros.training.vqa import question_kinds, vqa_examples
 
         c = self.config
         size = c.model.image_size
         for k, stage in enumerate(c.stages):
-            unknown = sorted(set(stage.questions) - set(DEFAULT_WEIGHTS))
-            if unknown:  # before minutes of robot data generation, not after
-                raise TrainingError(f'stage {k + 1}: unknown question types '
-                                    f'{", ".join(unknown)}; known: {", ".join(DEFAULT_WEIGHTS)}')
+            try:  # before minutes of robot data generation, not after
+                question_kinds(stage.questions)
+            except ValueError as exc:
+                raise TrainingError(f'stage {k + 1}: {exc}') from None
         robot_seeds = c.train_seed_ranges()[0]
         robot = self._cached('robot', lambda: robot_examples(
             robot_seeds, size, label=c.label, workers=c.workers,
@@ -247,9 +246,7 @@ class Trainer:
                 progress=(lambda n: progress('vqa examples', n, c.vqa_examples))
                 if progress else None))
             self.sets.append(EncodedSet(vqa, self.encoder))
-        self.stage_streams = []
         for k, stage in enumerate(c.stages):
-            self.stage_streams.append(len(self.sets))
             self.sets.append(EncodedSet(self._cached(f'stage{k}', lambda stage=stage, k=k: (
                 vqa_examples(stage.examples, size, seed=stage_seed(c.seed, k),
                              questions_per_image=2, weights=stage.questions,
@@ -261,10 +258,17 @@ class Trainer:
         self.samplers = [StreamSampler(len(s), c.seed, i) for s, i in zip(self.sets, ids)]
         self._check_lengths()
 
+    @property
+    def stage_streams(self) -> List[int]:
+        """Return the prepared streams of the VQA stages: the last len(stages) of them."""
+        first = len(self.sets) - len(self.config.stages)
+        return list(range(first, len(self.sets))) if self.sets else []
+
     def stream_names(self) -> List[str]:
         """Name each prepared data stream: robot, vqa (unless robot-only), stage1, stage2, ..."""
-        names = ['robot'] + ['vqa'] * (len(self.sets) - 1 - len(self.stage_streams))
-        return names + [f'stage{k + 1}' for k in range(len(self.stage_streams))]
+        stages = len(self.stage_streams)
+        names = ['robot'] + ['vqa'] * (len(self.sets) - 1 - stages)
+        return names + [f'stage{k + 1}' for k in range(stages)]
 
     def _check_lengths(self) -> None:
         longest = max(s.max_length() for s in self.sets)

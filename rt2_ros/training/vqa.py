@@ -270,6 +270,18 @@ DEFAULT_WEIGHTS: Dict[str, float] = {
 }
 
 
+def question_kinds(weights: Dict[str, float]) -> List[str]:
+    """Return the question types a weight table draws; ValueError for unknown types or none."""
+    unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
+    if unknown:
+        raise ValueError(f'unknown question types: {", ".join(unknown)}; known: '
+                         f'{", ".join(DEFAULT_WEIGHTS)}')
+    kinds = sorted(k for k, w in weights.items() if w > 0)
+    if not kinds:
+        raise ValueError('every question type has weight 0')
+    return kinds
+
+
 def vqa_examples(count: int, image_size: int, seed: int, questions_per_image: int = 4,
                  weights: Optional[Dict[str, float]] = None, variation: str = 'none',
                  progress: Optional[Callable[[int], None]] = None,
@@ -279,12 +291,7 @@ def vqa_examples(count: int, image_size: int, seed: int, questions_per_image: in
         raise ValueError(f'block_range must be (low, high) with 1 <= low <= high, got '
                          f'{block_range!r}')
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-    unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
-    if unknown:
-        raise ValueError(f'unknown question types: {", ".join(unknown)}')
-    kinds = sorted(k for k, w in weights.items() if w > 0)
-    if not kinds:
-        raise ValueError('every question type has weight 0')
+    kinds = question_kinds(weights)
     p = np.array([weights[k] for k in kinds], dtype=float)
     p /= p.sum()
     rng = np.random.default_rng([int(seed), 0x7A]) if seed is not None else None
