@@ -210,25 +210,30 @@ class Probe:
         t.optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
 
-    def errors(self) -> Dict[str, Dict[str, float]]:
-        """Median pointing error (0..255 grid) per referent kind, and the mean-guess baseline."""
+    def guesses(self, tokens: int) -> List[str]:
+        """Return the teacher-forced answer (first `tokens` tokens) to each test question."""
         from rt2_ros.training.batches import make_batch
         from rt2_ros.training.trainer import answer_logits
         import torch
 
         t = self.trainer
         t.model.train(False)
-        found: Dict[str, List[Tuple[Tuple[float, float], Tuple[float, float]]]] = {}
+        said: List[str] = []
         with torch.no_grad():
             for start in range(0, len(self.test), 50):
                 picks = [(0, i) for i in range(start, min(start + 50, len(self.test)))]
                 guess = answer_logits(t.model, make_batch([self.test], picks)).argmax(-1)
-                for row, (_, i) in enumerate(picks):
-                    kind = referent_kind(self.test.examples.prompts[i])
-                    said = parse_point(t.tokenizer.decode(guess[row][:2]))
-                    found.setdefault(kind, []).append(
-                        (said, parse_point(self.test.examples.answers[i])))
+                said.extend(t.tokenizer.decode(row[:tokens]) for row in guess)
         t.model.train()
+        return said
+
+    def errors(self) -> Dict[str, Dict[str, float]]:
+        """Median pointing error (0..255 grid) per referent kind, and the mean-guess baseline."""
+        found: Dict[str, List[Tuple[Tuple[float, float], Tuple[float, float]]]] = {}
+        for i, text in enumerate(self.guesses(2)):
+            kind = referent_kind(self.test.examples.prompts[i])
+            found.setdefault(kind, []).append(
+                (parse_point(text), parse_point(self.test.examples.answers[i])))
         report = {}
         for kind, pairs in sorted(found.items()):
             said = np.array([p[0] for p in pairs])
@@ -257,19 +262,63 @@ def measure_checkpoint(path: Path, blocks: Tuple[int, int], seed: int, threads: 
     # The first HELD_OUT questions of a seed are the same however many are drawn after them.
     test = vqa_examples(HELD_OUT, config.model.image_size, seed=seed, questions_per_image=2,
                         block_range=blocks, weights=POINTING_QUESTIONS)
+    reach = vqa_examples(HELD_OUT, config.model.image_size, seed=seed, questions_per_image=2,
+                         block_range=blocks, weights={'reach': 1.0})
+    model = PaliGemmaForConditionalGeneration.from_pretrained(str(path))
     with tempfile.TemporaryDirectory() as scratch:
         probe = Probe(config, [(test, 1)], Path(scratch))
-        probe.trainer.model = PaliGemmaForConditionalGeneration.from_pretrained(str(path))
+        probe.trainer.model = model
         report = probe.errors()
+        probe = Probe(config, [(reach, 1)], Path(scratch))
+        probe.trainer.model = model
+        moves = reach_errors(probe.guesses(3), probe.test.examples.answers)
     for kind, found in report.items():
         print(f'{kind}: median error {found["median_error"]:.1f} (mean guess '
               f'{found["mean_guess"]:.1f}), {100 * found["hit_rate"]:.1f} % within '
               f'{HIT_RADIUS:g}, {found["questions"]} questions')
+    for axis, found in moves.items():
+        sign = '' if found['sign_right'] is None else \
+            f', direction right {100 * found["sign_right"]:.1f} %'
+        print(f'reach {axis}: mean error {found["mean_error"]:.1f} bins (median guess '
+              f'{found["median_guess"]:.1f}){sign}')
     if out:
         Path(out).write_text(json.dumps({'checkpoint': str(path), 'seed': seed,
-                                         'blocks': list(blocks), 'errors': report}, indent=2),
+                                         'blocks': list(blocks), 'errors': report,
+                                         'reach': moves}, indent=2),
                              encoding='utf-8')
     return 0
+
+
+def reach_errors(said: List[str], truth: List[str]) -> Dict[str, Dict[str, object]]:
+    """
+    Score "what move puts the gripper over the <phrase>?" answers per axis, in action bins.
+
+    The bridge from grounding to acting: pointing finds the block and the gripper in the image;
+    this asks for the move between them in the robot's frame. Beside each mean error is that of
+    always answering the median; the direction is scored where the move is clearly one way
+    (more than 20 bins from the middle) for dx and dy.
+    """
+    def numbers(text: str) -> List[float]:
+        parts = text.split()[:3]
+        try:
+            return [float(v) for v in parts] + [float('nan')] * (3 - len(parts))
+        except ValueError:
+            return [float('nan')] * 3
+
+    guess = np.array([numbers(text) for text in said])
+    want = np.array([numbers(text) for text in truth])
+    report: Dict[str, Dict[str, object]] = {}
+    for k, axis in enumerate(('dx', 'dy', 'dz')):
+        error = np.abs(guess[:, k] - want[:, k])
+        error[np.isnan(error)] = 255.0  # no readable answer: the range
+        clear = np.abs(want[:, k] - 127.5) > 20
+        right = np.sign(guess[clear, k] - 127.5) == np.sign(want[clear, k] - 127.5)
+        report[axis] = {
+            'mean_error': round(float(error.mean()), 1),
+            'median_guess': round(float(np.abs(want[:, k] - np.median(want[:, k])).mean()), 1),
+            'sign_right': round(float(right.mean()), 3) if k < 2 and clear.any() else None,
+            'questions': len(said)}
+    return report
 
 
 def main() -> int:

@@ -36,6 +36,20 @@ def test_block_range_and_referent_kinds():
     assert all(v != v for v in probe.parse_point('left'))  # unreadable -> NaN
 
 
+def test_reach_errors_score_each_axis_and_the_direction():
+    probe = _module()
+    truth = ['0 255 100', '255 0 100', '130 128 90', '10 128 110']
+    said = ['10 250 100', '0 0 100', '130 128 90', 'left']
+    report = probe.reach_errors(said, truth)
+    # dx errors 10, 255, 0 and 255 for the unreadable answer.
+    assert report['dx']['mean_error'] == round((10 + 255 + 0 + 255) / 4, 1)
+    # Clear moves in dx: rows 0, 1 and 3; only row 0 goes the right way.
+    assert report['dx']['sign_right'] == round(1 / 3, 3)
+    assert report['dy']['sign_right'] == 1.0 and report['dz']['sign_right'] is None
+    assert report['dz']['median_guess'] == 5.0  # median 100: |0| + |0| + 10 + 10 over 4
+    assert all(axis['questions'] == 4 for axis in report.values())
+
+
 def test_a_tiny_run_reports_errors_beside_the_mean_guess(tmp_path):
     out = tmp_path / 'curve.json'
     done = subprocess.run(

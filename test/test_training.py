@@ -144,6 +144,16 @@ def test_robot_only_and_co_fine_tuned_runs_share_the_model_their_stages_make(tmp
     assert not all(torch.equal(v, weights(co)[k]) for k, v in weights(alone).items())
 
 
+def test_the_state_where_the_stages_end_is_saved_for_an_ablation_to_branch_from(tmp_path,
+                                                                               data_dir):
+    run = new_run(tmp_path, data_dir, 'a', **staged(checkpoint_every=100))
+    saved = []
+    save = run.save_state
+    run.save_state = lambda: (saved.append(run.state.step), save())
+    run.run()
+    assert saved == [3, 6]  # the stages end at step 3; the run at 6
+
+
 def test_train_command_line_sets_and_clears_the_stages(tmp_path):
     from rt2_ros.cli.cmd_train import build_config
     from rt2_ros.cli.main import build_parser
@@ -251,6 +261,60 @@ def test_vqa_answers_agree_with_the_scene():
     assert len(examples) == 40 and set(examples.kinds) == {'vqa'}
     points = [a for a, t in zip(examples.answers, examples.tags) if t == 'point']
     assert points and all(0 <= int(v) <= 255 for a in points for v in a.split())
+
+
+def test_reach_answers_are_the_experts_first_move_towards_that_block():
+    # The answer is only useful if it is the action the robot data teaches for the same
+    # geometry: the scripted expert picking that block moves exactly so (open gripper, above).
+    from rt2_ros.actions import load_action_space
+    from rt2_ros.actions.binning import values_to_bins
+    from rt2_ros.sim.expert import ALIGN_TOL, ExpertNoise, ScriptedExpert
+    from rt2_ros.sim.tasks import Task
+
+    space = load_action_space('rt2')
+    rng = np.random.default_rng(5)
+    checked = sides = 0
+    for _ in range(40):
+        sim, _, facts = sample_scene(rng)
+        maker = QuestionMaker(facts, rng)
+        question, answer = maker.reach()
+        phrase = re.match(r'what move puts the gripper over the (.+)\?$', question).group(1)
+        index = dict(maker.referents()).get(phrase)
+        if index is None or not facts.gripper_open:
+            continue  # an ambiguous phrase drawn twice, or the expert would open first
+        block = sim.blocks[index]
+        tip = np.array(facts.gripper_xyz)
+        if np.linalg.norm(block.position[:2] - tip[:2]) <= ALIGN_TOL:
+            continue
+        task = Task('train', 0, 'pick', phrase, 't0', f'pick up the {phrase}', target=index)
+        _, intended = ScriptedExpert(task, ExpertNoise.none()).act(sim)
+        assert answer == ' '.join(str(int(b)) for b in values_to_bins(space, intended)[1:4])
+        checked += 1
+        # And it agrees with the picture: a block right of the gripper in the image is a move
+        # to the robot's right (-y, bins below the middle).
+        columns = facts.pixels[index][1] - facts.gripper_pixel[1]
+        if abs(columns) > 20:
+            assert (int(answer.split()[1]) < 127) == (columns > 0), (question, answer)
+            sides += 1
+    assert checked >= 20 and sides >= 10
+
+
+def test_recipe_vqa_question_mix_reaches_the_vqa_data(tmp_path, data_dir):
+    out = tmp_path / 'a'
+    shutil.copytree(data_dir, out / 'data')
+    (out / 'data' / 'vqa.npz').unlink()  # the robot data is reused; the VQA data is remade
+    trainer = Trainer(tiny_config(vqa_questions={'reach': 1.0}), out, log=lambda _: None)
+    trainer.prepare()
+    vqa = trainer.sets[1].examples
+    assert set(vqa.tags) == {'reach'}
+    assert all(p.startswith('Q: what move puts the gripper over the ') for p in vqa.prompts)
+    with pytest.raises(TrainConfigError, match='positive weight'):
+        tiny_config(vqa_questions={'reach': 0.0}).validate()
+    bad = Trainer(tiny_config(vqa_questions={'reaching': 1.0}), tmp_path / 'b',
+                  log=lambda _: None)
+    with pytest.raises(TrainingError, match='vqa_questions: unknown question types: reaching'):
+        bad.prepare()
+    assert not (tmp_path / 'b' / 'data').exists()
 
 
 def test_vqa_block_range_sets_how_many_blocks_a_scene_has():

@@ -55,7 +55,7 @@ class ExpertNoise:
         return ExpertNoise(0.0, 0.0, 0.0)
 
 
-def _saturate(delta: np.ndarray) -> np.ndarray:
+def saturate_step(delta: np.ndarray) -> np.ndarray:
     """Scale a translation so no axis exceeds the per-step bound, keeping its direction."""
     biggest = float(np.max(np.abs(delta)))
     if biggest <= MAX_STEP:
@@ -83,7 +83,7 @@ class ScriptedExpert:
             intended[0] = TERMINATE
             return intended.copy(), intended
         tip, _ = sim.ee_world()
-        delta_world = _saturate(target - tip)
+        delta_world = saturate_step(target - tip)
         delta = self._to_base(sim, delta_world)
         intended[0] = CONTINUE
         intended[1:4] = delta

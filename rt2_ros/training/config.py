@@ -92,6 +92,7 @@ class TrainConfig:
     # -- vision-language data --
     vqa_examples: int = 30000
     robot_fraction: float = 0.5        # share of each batch from robot data; 1.0 = robot only
+    vqa_questions: Optional[Dict[str, float]] = None  # type -> weight; None: the default mix
     stages: List[VqaStage] = field(default_factory=list)  # VQA-only steps that open the run
     # -- model --
     model: ModelSize = field(default_factory=ModelSize)
@@ -131,6 +132,11 @@ class TrainConfig:
             raise TrainConfigError('DAgger rounds must be at increasing steps inside the run')
         if any(r.episodes < 1 for r in self.dagger):
             raise TrainConfigError('a DAgger round needs at least one episode')
+        if self.vqa_questions is not None and not any(
+                w > 0 for w in self.vqa_questions.values()):
+            raise TrainConfigError('vqa_questions need a positive weight')
+        if self.vqa_questions is not None and any(w < 0 for w in self.vqa_questions.values()):
+            raise TrainConfigError('vqa_questions weights must be >= 0')
         for k, stage in enumerate(self.stages):
             stage.validate(f'stage {k + 1}')
         if self.stages and self.stage_steps >= self.steps:

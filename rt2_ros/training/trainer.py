@@ -226,11 +226,14 @@ class Trainer:
 
         c = self.config
         size = c.model.image_size
-        for k, stage in enumerate(c.stages):
+        mixes = [('vqa_questions', c.vqa_questions)] + [
+            (f'stage {k + 1}', stage.questions) for k, stage in enumerate(c.stages)]
+        for name, weights in mixes:
             try:  # before minutes of robot data generation, not after
-                question_kinds(stage.questions)
+                if weights is not None:
+                    question_kinds(weights)
             except ValueError as exc:
-                raise TrainingError(f'stage {k + 1}: {exc}') from None
+                raise TrainingError(f'{name}: {exc}') from None
         robot_seeds = c.train_seed_ranges()[0]
         robot = self._cached('robot', lambda: robot_examples(
             robot_seeds, size, label=c.label, workers=c.workers,
@@ -242,7 +245,7 @@ class Trainer:
         self.sets = [EncodedSet(concatenate(parts), self.encoder)]
         if not c.robot_only:
             vqa = self._cached('vqa', lambda: vqa_examples(
-                c.vqa_examples, size, seed=c.seed,
+                c.vqa_examples, size, seed=c.seed, weights=c.vqa_questions,
                 progress=(lambda n: progress('vqa examples', n, c.vqa_examples))
                 if progress else None))
             self.sets.append(EncodedSet(vqa, self.encoder))
@@ -362,7 +365,9 @@ class Trainer:
                     'robot_loss': nan_mean([w.robot_loss for w in window]),
                     'lr': log.lr})
                 window = []
-            if self.state.step % c.checkpoint_every == 0 or self.state.step == end:
+            # Also at the end of the VQA stages: the state a robot-only ablation branches from.
+            if self.state.step % c.checkpoint_every == 0 or self.state.step == end or \
+                    self.state.step == c.stage_steps:
                 self.save_state()
         return self.state
 

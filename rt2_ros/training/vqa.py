@@ -21,6 +21,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from rt2_ros.actions import load_action_space
+from rt2_ros.actions.binning import values_to_bins
+from rt2_ros.sim.expert import HOVER_CLEARANCE, saturate_step
 from rt2_ros.sim.objects import BlockSpec, COLOUR_OF_THINGS, COLOURS, SHAPES, SIZE_ORDER
 from rt2_ros.sim.render import CameraSpec, Renderer, sample_look
 from rt2_ros.sim.splits import REFERENT_PHRASES
@@ -34,6 +37,7 @@ MIN_GAP = 0.03
 SIDE_MARGIN = 0.03        # left/right and near/far questions need this clear a difference
 CLOSEST_MARGIN = 0.04
 NUMBER_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six')
+_RT2_SPACE = load_action_space('rt2')   # the action space robot labels are written in
 POINT_GRID = 256          # pointing answers are image coordinates in 0..255 (y then x)
 BLOCK_RANGE = (2, 5)      # blocks per scene, inclusive (fewer: an easier grounding curriculum)
 
@@ -247,6 +251,27 @@ class QuestionMaker:
                     .astype(int))
         return 'where is the gripper?', f'{row} {col}'
 
+    def reach(self) -> Optional[Tuple[str, str]]:
+        """
+        Ask which move takes the gripper towards hovering over a block, answered in action bins.
+
+        Pointing puts the block and the gripper in image coordinates; an action needs their
+        difference in the robot's frame, scaled and clipped like the expert's step. The robot
+        data shows that mapping only for the one block each episode is about; this asks it for
+        any block a phrase picks, on scenes with every colour x shape. The base sits at the
+        world origin in these scenes, so world and base frames agree.
+        """
+        phrase, i = self._choice(self.referents())
+        spec = self.f.specs[i]
+        target = np.array([self.f.xy[i, 0], self.f.xy[i, 1], spec.height + HOVER_CLEARANCE])
+        step = saturate_step(target - np.array(self.f.gripper_xyz))
+        action = np.zeros(_RT2_SPACE.size)
+        action[1:4] = step
+        action[_RT2_SPACE.gripper_index] = 1.0
+        bins = values_to_bins(_RT2_SPACE, action)[1:4]
+        return (f'what move puts the gripper over the {phrase}?',
+                ' '.join(str(int(b)) for b in bins))
+
     def knowledge(self) -> Optional[Tuple[str, str]]:
         colour = self._choice(list(COLOUR_OF_THINGS))
         return f'what colour is {self._choice(COLOUR_OF_THINGS[colour])}?', colour
@@ -270,12 +295,17 @@ DEFAULT_WEIGHTS: Dict[str, float] = {
 }
 
 
+# Every question type; `reach` is outside the default mix so that recipes written before it
+# existed still reproduce their checkpoints.
+QUESTION_TYPES: Tuple[str, ...] = tuple(DEFAULT_WEIGHTS) + ('reach',)
+
+
 def question_kinds(weights: Dict[str, float]) -> List[str]:
     """Return the question types a weight table draws; ValueError for unknown types or none."""
-    unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
+    unknown = sorted(set(weights) - set(QUESTION_TYPES))
     if unknown:
         raise ValueError(f'unknown question types: {", ".join(unknown)}; known: '
-                         f'{", ".join(DEFAULT_WEIGHTS)}')
+                         f'{", ".join(QUESTION_TYPES)}')
     kinds = sorted(k for k, w in weights.items() if w > 0)
     if not kinds:
         raise ValueError('every question type has weight 0')
