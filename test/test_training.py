@@ -144,6 +144,26 @@ def test_robot_only_and_co_fine_tuned_runs_share_the_model_their_stages_make(tmp
     assert not all(torch.equal(v, weights(co)[k]) for k, v in weights(alone).items())
 
 
+def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_path, data_dir):
+    # rt2_reach_vla continues rt2_staged_vla's state where its two stages end: valid only if
+    # adding a stage (and another VQA mix) to a recipe of the same length changes nothing before.
+    base = new_run(tmp_path, data_dir, 'base', **staged())
+    longer = staged(vqa_questions={'reach': 1.0})
+    longer['stages'] = longer['stages'] + [VqaStage(steps=1, blocks=[2, 3], examples=8,
+                                                    questions={'reach': 1.0})]
+    more = Trainer(tiny_config(**longer), tmp_path / 'more', log=lambda _: None)
+    shutil.copytree(data_dir, tmp_path / 'more' / 'data')
+    (tmp_path / 'more' / 'data' / 'vqa.npz').unlink()
+    more.prepare()
+    base.run(until=3)
+    more.run(until=3)
+    shared = weights(base)
+    assert all(torch.equal(v, shared[k]) for k, v in weights(more).items())
+    base.run(until=4)
+    more.run(until=4)
+    assert not all(torch.equal(v, weights(base)[k]) for k, v in weights(more).items())
+
+
 def test_the_state_where_the_stages_end_is_saved_for_an_ablation_to_branch_from(tmp_path,
                                                                                data_dir):
     run = new_run(tmp_path, data_dir, 'a', **staged(checkpoint_every=100))
@@ -308,8 +328,9 @@ def test_recipe_vqa_question_mix_reaches_the_vqa_data(tmp_path, data_dir):
     vqa = trainer.sets[1].examples
     assert set(vqa.tags) == {'reach'}
     assert all(p.startswith('Q: what move puts the gripper over the ') for p in vqa.prompts)
-    with pytest.raises(TrainConfigError, match='positive weight'):
-        tiny_config(vqa_questions={'reach': 0.0}).validate()
+    for bad in ({'reach': 0.0}, {'reach': 1.0, 'point': -1.0}):
+        with pytest.raises(TrainConfigError, match='one of them positive'):
+            tiny_config(vqa_questions=bad).validate()
     bad = Trainer(tiny_config(vqa_questions={'reaching': 1.0}), tmp_path / 'b',
                   log=lambda _: None)
     with pytest.raises(TrainingError, match='vqa_questions: unknown question types: reaching'):

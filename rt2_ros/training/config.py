@@ -132,11 +132,10 @@ class TrainConfig:
             raise TrainConfigError('DAgger rounds must be at increasing steps inside the run')
         if any(r.episodes < 1 for r in self.dagger):
             raise TrainConfigError('a DAgger round needs at least one episode')
-        if self.vqa_questions is not None and not any(
-                w > 0 for w in self.vqa_questions.values()):
-            raise TrainConfigError('vqa_questions need a positive weight')
-        if self.vqa_questions is not None and any(w < 0 for w in self.vqa_questions.values()):
-            raise TrainConfigError('vqa_questions weights must be >= 0')
+        mix = self.vqa_questions
+        if mix is not None and (any(w < 0 for w in mix.values()) or
+                                not any(w > 0 for w in mix.values())):
+            raise TrainConfigError('vqa_questions need weights >= 0, one of them positive')
         for k, stage in enumerate(self.stages):
             stage.validate(f'stage {k + 1}')
         if self.stages and self.stage_steps >= self.steps:

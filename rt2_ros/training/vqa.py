@@ -12,8 +12,10 @@ teaches about "shove" and "push").
 It deliberately covers what robot data does not: scenes are drawn from every colour x shape
 combination (robot data never shows the held-out ones) and referring expressions use the
 `reasoning` split's referent phrases (smallest, largest, closest to, colour of). It never
-contains an instruction template, an action or an evaluation episode: scenes come from this
-module's own sampler, not from the splits.
+contains an instruction template or an evaluation episode: scenes come from this module's own
+sampler, not from the splits. One question type, `reach` (outside the default mix), is answered
+in action bins: the move from a random gripper pose towards hovering over a block a phrase
+names - geometry, not a task's demonstration.
 """
 from dataclasses import dataclass
 import math
@@ -265,10 +267,11 @@ class QuestionMaker:
         spec = self.f.specs[i]
         target = np.array([self.f.xy[i, 0], self.f.xy[i, 1], spec.height + HOVER_CLEARANCE])
         step = saturate_step(target - np.array(self.f.gripper_xyz))
+        translation = _RT2_SPACE.indices('translation')
         action = np.zeros(_RT2_SPACE.size)
-        action[1:4] = step
+        action[translation] = step
         action[_RT2_SPACE.gripper_index] = 1.0
-        bins = values_to_bins(_RT2_SPACE, action)[1:4]
+        bins = values_to_bins(_RT2_SPACE, action)[translation]
         return (f'what move puts the gripper over the {phrase}?',
                 ' '.join(str(int(b)) for b in bins))
 
