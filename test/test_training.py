@@ -164,8 +164,7 @@ def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_p
     assert not all(torch.equal(v, weights(base)[k]) for k, v in weights(more).items())
 
 
-def test_the_state_where_the_stages_end_is_saved_for_an_ablation_to_branch_from(tmp_path,
-                                                                               data_dir):
+def test_the_state_where_the_stages_end_is_saved_for_ablations(tmp_path, data_dir):
     run = new_run(tmp_path, data_dir, 'a', **staged(checkpoint_every=100))
     saved = []
     save = run.save_state
