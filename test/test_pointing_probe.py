@@ -131,3 +131,5 @@ def test_checkpoint_mode_measures_the_committed_staged_model_without_training(tm
     assert sum(e['questions'] for e in errors.values()) == 300
     assert errors['named']['median_error'] < 16 < errors['named']['mean_guess']
     assert errors['named']['hit_rate'] > 0.6 and errors['gripper']['hit_rate'] > 0.9
+    reach = json.loads(out.read_text())['reach']  # a question type this model never saw
+    assert set(reach) == {'dx', 'dy', 'dz'} and reach['dx']['questions'] == 300
