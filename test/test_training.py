@@ -44,9 +44,12 @@ def data_dir(tmp_path_factory):
     return out / 'data'
 
 
-def new_run(tmp_path, data_dir, name, **changes) -> Trainer:
+def new_run(tmp_path, data_dir, name, remake=(), **changes) -> Trainer:
+    """A run on copies of the shared data; `remake` names data sets it generates afresh."""
     out = tmp_path / name
     shutil.copytree(data_dir, out / 'data')
+    for data_set in remake:
+        (out / 'data' / f'{data_set}.npz').unlink()
     trainer = Trainer(tiny_config(**changes), out, log=lambda _: None)
     trainer.load_state()
     trainer.prepare()
@@ -135,13 +138,18 @@ def test_robot_only_and_co_fine_tuned_runs_share_the_model_their_stages_make(tmp
     alone = new_run(tmp_path, data_dir, 'alone', **staged(robot_fraction=1.0))
     assert alone.stream_names() == ['robot', 'stage1', 'stage2']
     assert co.stream_names() == ['robot', 'vqa', 'stage1', 'stage2']
-    co.run(until=3)
-    alone.run(until=3)
-    shared = weights(co)
-    assert all(torch.equal(v, shared[k]) for k, v in weights(alone).items())
-    co.run(until=4)
-    alone.run(until=4)
-    assert not all(torch.equal(v, weights(co)[k]) for k, v in weights(alone).items())
+    assert_same_until_then_apart(co, alone, 3)
+
+
+def assert_same_until_then_apart(a: Trainer, b: Trainer, step: int) -> None:
+    """Train both to `step` (equal weights), then one step more (different weights)."""
+    a.run(until=step)
+    b.run(until=step)
+    shared = weights(a)
+    assert all(torch.equal(v, shared[k]) for k, v in weights(b).items())
+    a.run(until=step + 1)
+    b.run(until=step + 1)
+    assert not all(torch.equal(v, weights(a)[k]) for k, v in weights(b).items())
 
 
 def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_path, data_dir):
@@ -151,17 +159,8 @@ def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_p
     longer = staged(vqa_questions={'reach': 1.0})
     longer['stages'] = longer['stages'] + [VqaStage(steps=1, blocks=[2, 3], examples=8,
                                                     questions={'reach': 1.0})]
-    more = Trainer(tiny_config(**longer), tmp_path / 'more', log=lambda _: None)
-    shutil.copytree(data_dir, tmp_path / 'more' / 'data')
-    (tmp_path / 'more' / 'data' / 'vqa.npz').unlink()
-    more.prepare()
-    base.run(until=3)
-    more.run(until=3)
-    shared = weights(base)
-    assert all(torch.equal(v, shared[k]) for k, v in weights(more).items())
-    base.run(until=4)
-    more.run(until=4)
-    assert not all(torch.equal(v, weights(base)[k]) for k, v in weights(more).items())
+    more = new_run(tmp_path, data_dir, 'more', remake=('vqa',), **longer)
+    assert_same_until_then_apart(base, more, 3)
 
 
 def test_the_state_where_the_stages_end_is_saved_for_ablations(tmp_path, data_dir):
@@ -319,11 +318,7 @@ def test_reach_answers_are_the_experts_first_move_towards_that_block():
 
 
 def test_recipe_vqa_question_mix_reaches_the_vqa_data(tmp_path, data_dir):
-    out = tmp_path / 'a'
-    shutil.copytree(data_dir, out / 'data')
-    (out / 'data' / 'vqa.npz').unlink()  # the robot data is reused; the VQA data is remade
-    trainer = Trainer(tiny_config(vqa_questions={'reach': 1.0}), out, log=lambda _: None)
-    trainer.prepare()
+    trainer = new_run(tmp_path, data_dir, 'a', remake=('vqa',), vqa_questions={'reach': 1.0})
     vqa = trainer.sets[1].examples
     assert set(vqa.tags) == {'reach'}
     assert all(p.startswith('Q: what move puts the gripper over the ') for p in vqa.prompts)
