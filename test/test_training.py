@@ -45,7 +45,7 @@ def data_dir(tmp_path_factory):
 
 
 def new_run(tmp_path, data_dir, name, remake=(), **changes) -> Trainer:
-    """A run on copies of the shared data; `remake` names data sets it generates afresh."""
+    """Start a run on copies of the shared data; `remake` names data sets made afresh."""
     out = tmp_path / name
     shutil.copytree(data_dir, out / 'data')
     for data_set in remake:
