@@ -66,12 +66,20 @@ def referent_kind(prompt: str) -> str:
     return 'named' if named else 'property'
 
 
-def parse_point(text: str) -> Tuple[float, float]:
-    parts = text.split()[:2]
+def parse_numbers(text: str, count: int) -> List[float]:
+    """Read the first `count` numbers of an answer; all NaN if any is missing or not a number."""
+    parts = text.split()[:count]
     try:
-        return float(parts[0]), float(parts[1])
-    except (IndexError, ValueError):
-        return float('nan'), float('nan')
+        if len(parts) < count:
+            raise ValueError
+        return [float(v) for v in parts]
+    except ValueError:
+        return [float('nan')] * count
+
+
+def parse_point(text: str) -> Tuple[float, float]:
+    row, col = parse_numbers(text, 2)
+    return row, col
 
 
 def parsing_scenes(count: int, image_size: int, grid: int, seed: int
@@ -298,15 +306,8 @@ def reach_errors(said: List[str], truth: List[str]) -> Dict[str, Dict[str, objec
     always answering the median; the direction is scored where the move is clearly one way
     (more than 20 bins from the middle) for dx and dy.
     """
-    def numbers(text: str) -> List[float]:
-        parts = text.split()[:3]
-        try:
-            return [float(v) for v in parts] + [float('nan')] * (3 - len(parts))
-        except ValueError:
-            return [float('nan')] * 3
-
-    guess = np.array([numbers(text) for text in said])
-    want = np.array([numbers(text) for text in truth])
+    guess = np.array([parse_numbers(text, 3) for text in said])
+    want = np.array([parse_numbers(text, 3) for text in truth])
     report: Dict[str, Dict[str, object]] = {}
     for k, axis in enumerate(('dx', 'dy', 'dz')):
         error = np.abs(guess[:, k] - want[:, k])
