@@ -323,7 +323,7 @@ def test_recipe_vqa_question_mix_reaches_the_vqa_data(tmp_path, data_dir):
     assert set(vqa.tags) == {'reach'}
     assert all(p.startswith('Q: what move puts the gripper over the ') for p in vqa.prompts)
     for bad in ({'reach': 0.0}, {'reach': 1.0, 'point': -1.0}):
-        with pytest.raises(TrainConfigError, match='one of them positive'):
+        with pytest.raises(TrainConfigError, match='vqa_questions: .* positive weight'):
             tiny_config(vqa_questions=bad).validate()
     bad = Trainer(tiny_config(vqa_questions={'reaching': 1.0}), tmp_path / 'b',
                   log=lambda _: None)

@@ -37,6 +37,12 @@ def parse_blocks(text: str) -> List[int]:
         raise TrainConfigError(f'expected N or LOW-HIGH blocks, got {text!r}') from None
 
 
+def check_question_weights(weights: Dict[str, float], name: str) -> None:
+    """Refuse a question mix with a negative weight or no positive one."""
+    if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
+        raise TrainConfigError(f'{name}: question weights must be >= 0, with a positive weight')
+
+
 @dataclass
 class VqaStage:
     """
@@ -60,9 +66,7 @@ class VqaStage:
         if len(self.blocks) != 2 or not 1 <= self.blocks[0] <= self.blocks[1]:
             raise TrainConfigError(f'{name}: blocks must be [low, high] with 1 <= low <= high, '
                                    f'got {self.blocks!r}')
-        if not self.questions or any(w < 0 for w in self.questions.values()) or \
-                not any(w > 0 for w in self.questions.values()):
-            raise TrainConfigError(f'{name}: questions need a positive weight')
+        check_question_weights(self.questions, name)
 
     @staticmethod
     def parse(text: str) -> 'VqaStage':
@@ -132,10 +136,8 @@ class TrainConfig:
             raise TrainConfigError('DAgger rounds must be at increasing steps inside the run')
         if any(r.episodes < 1 for r in self.dagger):
             raise TrainConfigError('a DAgger round needs at least one episode')
-        mix = self.vqa_questions
-        if mix is not None and (any(w < 0 for w in mix.values()) or
-                                not any(w > 0 for w in mix.values())):
-            raise TrainConfigError('vqa_questions need weights >= 0, one of them positive')
+        if self.vqa_questions is not None:
+            check_question_weights(self.vqa_questions, 'vqa_questions')
         for k, stage in enumerate(self.stages):
             stage.validate(f'stage {k + 1}')
         if self.stages and self.stage_steps >= self.steps:
