@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from rt2_ros.actions import load_action_space, make_codec
+from rt2_ros.sim.expert import ExpertNoise
 from rt2_ros.sim.rollout import (
     ActionExecutor, expert_episode, expert_success_rates, generate_demonstrations, run_episode,
 )
@@ -65,3 +66,24 @@ def test_fast_quantization_equals_the_codec():
         assert np.array_equal(bins, executor.codec.values_to_bins(row))
         assert executor.values(bins) == pytest.approx(executor.codec.bins_to_values(bins),
                                                       abs=1e-15)
+
+
+def test_recorded_points_are_where_the_expert_sends_the_fingertips():
+    # A grounded plan names two image points: the expert's waypoint and the fingertips. The
+    # expert moves dead-beat (all the way when within the 5 cm step), so after such a move the
+    # fingertips' pixel must be where the waypoint's pixel was.
+    episode = make_episode('train', 4)
+    demo = expert_episode(episode, render=False, noise=ExpertNoise.none(), points=True)
+    plain = expert_episode(episode, render=False, noise=ExpertNoise.none())
+    assert [s.text for s in demo.steps] == [s.text for s in plain.steps]  # recording is passive
+    assert all(s.points is None for s in plain.steps)
+    reached = 0
+    for now, after in zip(demo.steps, demo.steps[1:]):
+        move = now.intended[1:4]
+        if now.intended[0] == 1.0 and 0.005 < np.max(np.abs(move)) < 0.045:
+            assert np.linalg.norm(after.points[1] - now.points[0]) < 1.5, now.points
+            reached += 1
+        elif np.max(np.abs(move)) >= 0.049:  # a cut-short move only heads that way
+            before = np.linalg.norm(now.points[1] - now.points[0])
+            assert np.linalg.norm(after.points[1] - now.points[0]) < before
+    assert reached >= 2

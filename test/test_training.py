@@ -246,6 +246,29 @@ def test_export_loads_in_the_local_backend_and_acts(tmp_path, data_dir):
     assert result.actions.shape == (1, 8)
 
 
+def test_a_checkpoint_trained_to_plan_is_decoded_with_its_plan(tmp_path, data_dir):
+    from rt2_ros.policy import Observation, PolicyConfig
+    from rt2_ros.policy.local import LocalTransformersPolicy
+
+    trainer = new_run(tmp_path, data_dir, 'a', remake=('robot',), robot_plan='points')
+    assert trainer.sets[0].examples.answers[0].startswith('Plan: ')
+    trainer.run(until=2)
+    out = trainer.export(tmp_path / 'model')
+    stats = json.loads((out / 'training_statistics.json').read_text())
+    assert 0 < stats['robot']['action']['terminate_fraction'] < 1  # read past the plans
+    observation = Observation(image=np.zeros((224, 224, 3), np.uint8),
+                              instruction='pick up the red cube')
+    policy = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out),
+                                                  extra={'max_new_tokens': 24}))
+    assert policy.plan == 'required'
+    result = policy.infer(observation)
+    assert result.plan is not None and result.actions.shape == (1, 8)
+    # The user's setting still wins over the checkpoint's.
+    plain = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out),
+                                                 extra={'plan': 'none'}))
+    assert plain.plan == 'none' and plain.infer(observation).plan is None
+
+
 def test_robot_data_labels_the_noise_free_action():
     examples = robot_examples([0], image_size=32)
     assert len(examples) > 3 and examples.images.shape[1:] == (32, 32, 3)
@@ -255,6 +278,24 @@ def test_robot_data_labels_the_noise_free_action():
     # Same states (the execution noise is the same), different labels where noise was added.
     assert np.array_equal(examples.images, executed.images)
     assert examples.answers != executed.answers
+
+
+def test_planned_robot_answers_write_two_image_points_then_the_same_action():
+    from rt2_ros.actions import load_action_space, make_codec
+
+    plain = robot_examples([0], image_size=32)
+    planned = robot_examples([0], image_size=32, plan='points')
+    assert np.array_equal(plain.images, planned.images) and plain.prompts == planned.prompts
+    codec = make_codec(load_action_space('rt2'))
+    for action, answer in zip(plain.answers, planned.answers):
+        match = re.fullmatch(r'Plan: (\d+) (\d+) (\d+) (\d+)\. Action: ([0-9 ]+)', answer)
+        assert match and match.group(5) == action, answer
+        assert all(0 <= int(v) <= 255 for v in match.groups()[:4])
+        decoded = codec.decode(answer)  # the codec reads it as a plan and an action
+        assert decoded.plan == ' '.join(match.groups()[:4])
+        assert np.array_equal(decoded.bins, codec.decode(action).bins)
+    with pytest.raises(ValueError, match='plan must be one of'):
+        robot_examples([0], image_size=32, plan='words')
 
 
 def test_vqa_answers_agree_with_the_scene():
@@ -358,6 +399,8 @@ def test_recipe_validation():
         tiny_config(robot_fraction=0.0).validate()
     with pytest.raises(TrainConfigError):
         tiny_config(dagger=[DaggerRound(at_step=10, episodes=5)]).validate()
+    with pytest.raises(TrainConfigError, match='robot_plan'):
+        tiny_config(robot_plan='words').validate()
     config = tiny_config(dagger=[DaggerRound(at_step=2, episodes=5)])
     assert [list(r) for r in config.train_seed_ranges()] == [[0, 1, 2], [3, 4, 5, 6, 7]]
     assert TrainConfig.from_dict(config.to_dict()) == config

@@ -51,6 +51,7 @@ ACTION_SPACE_FILE = 'action_space.yaml'
 STATISTICS_FILE = 'dataset_statistics.json'
 WEIGHT_PATTERNS = ('*.safetensors', '*.bin', '*.pt', '*.pth')
 DEFAULT_PLAN_TOKENS = 64
+TRAINING_RECORD_FILE = 'training.json'  # what `rt2 train` writes beside its checkpoints
 MAX_REGEX_CACHE = 16
 # Position ids of the first real token, per architecture (PaliGemma counts from 1).
 POSITION_OFFSET = {'paligemma': 1}
@@ -59,6 +60,22 @@ OPENVLA_PROMPT_SUFFIX_ID = 29871
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 ImageLike = np.ndarray
+
+
+def checkpoint_plan_mode(model_dir: Path) -> str:
+    """
+    Return the plan mode a checkpoint was trained to answer in: 'required' or 'none'.
+
+    A model trained to write `Plan: ... Action: ...` must be decoded that way, or the
+    constraint forces its action tokens where it would write its plan. `rt2 train` records
+    the recipe beside the weights; any other checkpoint says nothing, which means 'none'.
+    """
+    try:
+        record = json.loads((model_dir / TRAINING_RECORD_FILE).read_text(encoding='utf-8'))
+        robot_plan = record['config'].get('robot_plan', 'none')
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 'none'
+    return 'none' if robot_plan in (None, 'none') else 'required'
 
 
 def _read_config(model_dir: Path) -> Dict[str, Any]:
@@ -124,7 +141,8 @@ class LocalTransformersPolicy(Policy):
     """
     A transformers checkpoint directory as a Policy (config.model_path).
 
-    config.extra keys: plan ('none' | 'optional' | 'required' chain-of-thought for text spaces),
+    config.extra keys: plan ('none' | 'optional' | 'required' chain-of-thought for text spaces;
+    default: what the checkpoint was trained to write, see checkpoint_plan_mode),
     max_new_tokens, temperature (0 = greedy), seed, dtype (float32 | bfloat16 | float16),
     decoder ('auto' | 'loop' | 'generate'), torch_threads (CPU threads for the whole process;
     0 = torch's default), warmup (default true: one decision on a blank image at load, so the
@@ -152,7 +170,7 @@ class LocalTransformersPolicy(Policy):
             if extra['dtype'] not in DTYPES:
                 raise PolicyUnavailable(f'dtype must be one of {", ".join(DTYPES)}')
             self.dtype = DTYPES[extra['dtype']]
-        self.plan = str(extra.get('plan', 'none'))
+        self.plan = str(extra.get('plan', checkpoint_plan_mode(self.model_dir)))
         if self.plan not in PLAN_MODES:
             raise PolicyUnavailable(f'plan must be one of {", ".join(PLAN_MODES)}')
         self.temperature = _option(extra, 'temperature', 0.0, float)

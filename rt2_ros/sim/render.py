@@ -156,6 +156,18 @@ class Renderer:
         down = np.cross(forward, right)
         return np.stack([right, down, forward]), centre
 
+    def pixels(self, sim: TabletopSim, points: np.ndarray) -> np.ndarray:
+        """
+        Return the image (row, col) of world points, in this camera's pixels.
+
+        Pointing answers and grounded plans name places this way, so a model reads and writes
+        the same coordinates the picture has.
+        """
+        rotation, centre = self.camera_pose(sim)
+        cam = (np.asarray(points, dtype=float).reshape(-1, 3) - centre) @ rotation.T
+        uv = cam[:, :2] / cam[:, 2:3] * self._K[0, 0] + self._K[:2, 2]
+        return uv[:, ::-1].copy()
+
     def _project(self, points: np.ndarray, rotation: np.ndarray,
                  centre: np.ndarray) -> Optional[np.ndarray]:
         cam = (points - centre) @ rotation.T

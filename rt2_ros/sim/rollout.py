@@ -131,6 +131,9 @@ class Step:
     intended_bins: np.ndarray
     ee: np.ndarray            # fingertip x, y, z (base_link), yaw, gripper opening
     text: str = ''
+    # Camera pixels (row, col) of the expert's waypoint and of the fingertips (2, 2); only
+    # with expert_episode(points=True): what a grounded chain-of-thought plan writes.
+    points: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -175,22 +178,30 @@ def make_renderer(episode: Episode, width: int = 224, height: int = 224) -> Rend
 def expert_episode(episode: Episode, render: bool = True, width: int = 224, height: int = 224,
                    decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
                    max_steps: int = DEFAULT_MAX_STEPS, noise: ExpertNoise = ExpertNoise(),
-                   config: SimConfig = SimConfig()) -> Demonstration:
-    """Run the scripted expert on an episode, recording every decision."""
+                   config: SimConfig = SimConfig(), points: bool = False) -> Demonstration:
+    """
+    Run the scripted expert on an episode, recording every decision.
+
+    points: also record where the expert's waypoint and the fingertips are in the camera
+    image (Step.points), even when not rendering.
+    """
     sim = episode.build_sim(config)
-    renderer = make_renderer(episode, width, height) if render else None
+    renderer = make_renderer(episode, width, height) if render or points else None
     executor = ActionExecutor(1.0 / decision_rate_hz)
     expert = ScriptedExpert(episode.task, noise)
     demo = Demonstration(task=episode.task.to_dict(), instruction=episode.instruction)
     for _ in range(int(max_steps)):
-        image = renderer.render(sim) if renderer is not None else None
+        image = renderer.render(sim) if render else None
+        where = None
+        if points:
+            where = renderer.pixels(sim, np.stack([expert.plan(sim)[0], sim.ee_world()[0]]))
         executed, intended = expert.act(sim)
         bins = executor.quantize(executed)
         intended_bins = executor.quantize(intended)
         demo.steps.append(Step(
             image=image, bins=bins, action=executor.values(bins),
             intended=executor.values(intended_bins), intended_bins=intended_bins,
-            ee=_ee_state(sim), text=executor.text(bins)))
+            ee=_ee_state(sim), text=executor.text(bins), points=where))
         if executor.execute(sim, bins):
             demo.terminated = True
             break

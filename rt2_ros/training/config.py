@@ -24,6 +24,9 @@ class DaggerRound:
     episodes: int           # train-split episodes rolled out (seeds after the expert's)
 
 
+# What a robot answer writes before its action: nothing (plain RT-2), or a grounded plan - the
+# image points of where the hand is going and of the hand itself (robot_data.planned_answer).
+ROBOT_PLANS = ('none', 'points')
 # Where is the <block>? / where is the gripper?: the questions of the grounding stages.
 POINTING_QUESTIONS: Dict[str, float] = {'point': 3.0, 'point_gripper': 1.0}
 
@@ -92,6 +95,7 @@ class TrainConfig:
     robot_episodes: int = 2500
     robot_first_seed: int = 0
     label: str = 'intended'            # DART: the expert's noise-free action as label
+    robot_plan: str = 'none'           # 'points': answers plan in image points, then act
     dagger: List[DaggerRound] = field(default_factory=list)
     # -- vision-language data --
     vqa_examples: int = 30000
@@ -123,6 +127,9 @@ class TrainConfig:
             raise TrainConfigError('robot_fraction < 1 needs vqa_examples > 0')
         if self.label not in ('intended', 'executed'):
             raise TrainConfigError("label must be 'intended' or 'executed'")
+        if self.robot_plan not in ROBOT_PLANS:
+            raise TrainConfigError(f'robot_plan must be one of {", ".join(ROBOT_PLANS)}, not '
+                                   f'{self.robot_plan!r}')
         for name in ('robot_episodes', 'steps', 'batch_size', 'threads', 'workers',
                      'checkpoint_every'):
             if int(getattr(self, name)) < 1:

@@ -20,7 +20,9 @@ from rt2_ros.policy.prompts import render_prompt, TEMPLATES
 from rt2_ros.sim.expert import ExpertNoise
 from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, expert_episode
 from rt2_ros.sim.tasks import make_episode
+from rt2_ros.training.config import ROBOT_PLANS
 from rt2_ros.training.examples import ExampleSet, resize_image
+from rt2_ros.training.vqa import point_text
 
 CAMERA_SIZE = 224  # the sim camera's default frame, which the processor then resizes
 
@@ -54,14 +56,36 @@ def bins_text(bins: Sequence[int]) -> str:
     return ' '.join(str(int(b)) for b in bins)
 
 
+def planned_answer(points: np.ndarray, action: str) -> str:
+    """
+    Write a robot answer as a grounded chain of thought: 'Plan: wr wc gr gc. Action: <bins>'.
+
+    (wr, wc) is where the expert's waypoint is in the image and (gr, gc) where the fingertips
+    are, on the pointing questions' 0..255 grid. These are the two points the co-fine-tuning
+    data teaches the model to find; written first, the action tokens can read them instead of
+    working the geometry out from pixels in one step (RT-2's plan-then-act, with the plan
+    grounded in image coordinates rather than words).
+    """
+    waypoint, tip = (point_text(p, CAMERA_SIZE) for p in np.asarray(points))
+    return f'Plan: {waypoint} {tip}. Action: {action}'
+
+
+def answer_action(answer: str) -> str:
+    """Return the action part of a robot answer, with or without a plan before it."""
+    return answer.rpartition('Action: ')[2]
+
+
 def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], str, bool]:
-    seed, split, noise, image_size, label, rate, max_steps = job
+    seed, split, noise, image_size, label, rate, max_steps, plan = job
     episode = make_episode(split, int(seed))
     demo = expert_episode(episode, render=True, width=CAMERA_SIZE, height=CAMERA_SIZE,
-                          decision_rate_hz=rate, max_steps=max_steps, noise=noise)
+                          decision_rate_hz=rate, max_steps=max_steps, noise=noise,
+                          points=plan == 'points')
     images = [resize_image(step.image, image_size) for step in demo.steps]
     labels = [bins_text(step.intended_bins if label == 'intended' else step.bins)
               for step in demo.steps]
+    if plan == 'points':
+        labels = [planned_answer(step.points, text) for step, text in zip(demo.steps, labels)]
     return images, labels, [demo.instruction] * len(images), demo.task['family'], demo.success
 
 
@@ -70,19 +94,23 @@ def robot_examples(seeds: Sequence[int], image_size: int, split: str = 'train',
                    label: str = 'intended', workers: int = 1,
                    decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
                    max_steps: int = DEFAULT_MAX_STEPS,
-                   progress: Optional[object] = None) -> ExampleSet:
+                   progress: Optional[object] = None, plan: str = 'none') -> ExampleSet:
     """
     Run the expert on each seed (noise level cycling with the seed) and collect every step.
 
-    label: 'intended' (noise-free action, the default) or 'executed'. progress, if given, is
-    called with the number of episodes finished so far.
+    label: 'intended' (noise-free action, the default) or 'executed'. plan: one of
+    ROBOT_PLANS (see planned_answer). progress, if given, is called with the number of
+    episodes finished so far.
     """
     if label not in ('intended', 'executed'):
         raise ValueError("label must be 'intended' or 'executed'")
+    if plan not in ROBOT_PLANS:
+        raise ValueError(f'plan must be one of {", ".join(ROBOT_PLANS)}, not {plan!r}')
     if not noise_levels:
         raise ValueError('at least one noise level is needed')
     jobs = [(int(seed), split, noise_levels[k % len(noise_levels)].to_noise(), int(image_size),
-             label, float(decision_rate_hz), int(max_steps)) for k, seed in enumerate(seeds)]
+             label, float(decision_rate_hz), int(max_steps), plan)
+            for k, seed in enumerate(seeds)]
     images: List[np.ndarray] = []
     out = ExampleSet(images=np.zeros((0, image_size, image_size, 3), np.uint8))
     for done, (frames, labels, instructions, family, _) in enumerate(

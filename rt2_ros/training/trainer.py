@@ -236,7 +236,7 @@ class Trainer:
                 raise TrainingError(f'{name}: {exc}') from None
         robot_seeds = c.train_seed_ranges()[0]
         robot = self._cached('robot', lambda: robot_examples(
-            robot_seeds, size, label=c.label, workers=c.workers,
+            robot_seeds, size, label=c.label, workers=c.workers, plan=c.robot_plan,
             progress=(lambda n: progress('robot episodes', n, len(robot_seeds)))
             if progress else None))
         parts = [robot]
@@ -447,6 +447,7 @@ class Trainer:
     def statistics(self) -> Dict[str, Any]:
         """Describe the training data: sizes, mix, per-family counts, action distribution."""
         from rt2_ros.sim.rollout import ActionExecutor
+        from rt2_ros.training.robot_data import answer_action
 
         out: Dict[str, Any] = {'robot_fraction': self.config.robot_fraction}
         executor = ActionExecutor()
@@ -457,7 +458,8 @@ class Trainer:
             entry: Dict[str, Any] = {'examples': len(data), 'images': int(len(
                 data.examples.images)), 'by_type': dict(sorted(tags.items()))}
             if k == ROBOT and len(data):
-                bins = np.array([[int(v) for v in a.split()] for a in data.examples.answers])
+                bins = np.array([[int(v) for v in answer_action(a).split()]
+                                 for a in data.examples.answers])
                 values = np.stack([executor.values(b) for b in bins])
                 entry['action'] = {
                     'names': list(executor.space.names),

@@ -97,14 +97,17 @@ def sample_scene(rng: np.random.Generator, variation: str = 'none',
     sim = TabletopSim(blocks, Gripper(position=np.array(tip), opening=opening, target=opening))
     look = sample_look(rng, variation)
     renderer = Renderer(CameraSpec(width=CAMERA_SIZE, height=CAMERA_SIZE), look)
-    rotation, centre = renderer.camera_pose(sim)
     points = np.array([[b.position[0], b.position[1], b.top] for b in sim.blocks] + [tip])
-    cam = (points - centre) @ rotation.T
-    k = renderer.camera.matrix()
-    uv = cam[:, :2] / cam[:, 2:3] * k[0, 0] + k[:2, 2]
+    pixels = renderer.pixels(sim, points)
     facts = SceneFacts(tuple(specs), np.array([b.position[:2] for b in sim.blocks]),
-                       uv[:-1, ::-1].copy(), uv[-1, ::-1].copy(), tip, gripper_open)
+                       pixels[:-1], pixels[-1], tip, gripper_open)
     return sim, renderer, facts
+
+
+def point_text(pixel: np.ndarray, camera_size: int = CAMERA_SIZE) -> str:
+    """Write a camera pixel (row, col) as a pointing answer: 'row col' on the 0..255 grid."""
+    row, col = np.clip(np.asarray(pixel) / camera_size * POINT_GRID, 0, POINT_GRID - 1).astype(int)
+    return f'{row} {col}'
 
 
 def _gap(a: Block, b: Block) -> float:
@@ -244,14 +247,10 @@ class QuestionMaker:
 
     def point(self) -> Optional[Tuple[str, str]]:
         phrase, i = self._choice(self.referents())
-        row, col = (np.clip(self.f.pixels[i] / CAMERA_SIZE * POINT_GRID, 0, POINT_GRID - 1)
-                    .astype(int))
-        return f'where is the {phrase}?', f'{row} {col}'
+        return f'where is the {phrase}?', point_text(self.f.pixels[i])
 
     def point_gripper(self) -> Optional[Tuple[str, str]]:
-        row, col = (np.clip(self.f.gripper_pixel / CAMERA_SIZE * POINT_GRID, 0, POINT_GRID - 1)
-                    .astype(int))
-        return 'where is the gripper?', f'{row} {col}'
+        return 'where is the gripper?', point_text(self.f.gripper_pixel)
 
     def reach(self) -> Optional[Tuple[str, str]]:
         """
