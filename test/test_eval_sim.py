@@ -63,6 +63,36 @@ def test_report_schema_and_seed_overlap():
         check_seed_overlap([5, 11], [[0, 10]])
 
 
+def test_lockstep_ends_on_terminate_and_counts_invalid_outputs():
+    from rt2_ros.evaluation.lockstep import run_lockstep
+
+    seeds = [1_000_000, 1_000_001]
+    stop = run_lockstep(lambda images, _: ['0 128 128 128 128 128 128 255'] * len(images),
+                        'seen', seeds, batch=2, max_steps=4)
+    assert [(e.steps, e.terminated, e.success, e.invalid) for e in stop.episodes] == \
+        [(1, True, False, 0)] * 2
+    garbled = run_lockstep(lambda images, _: ['Action: 1 2'] * len(images), 'seen', seeds,
+                           batch=2, max_steps=4)
+    assert [(e.steps, e.terminated, e.invalid) for e in garbled.episodes] == [(4, False, 4)] * 2
+    # A plan before the action is read like the local backend's raw text.
+    planned = run_lockstep(lambda images, _: ['Plan: 1 2 3 4. Action: 0 128 128 128 128 128 128 '
+                                              '255'] * len(images), 'seen', seeds[:1], max_steps=4)
+    assert planned.episodes[0].terminated and planned.episodes[0].invalid == 0
+    assert len(stop.decision_latencies_s) == 1 and len(garbled.decision_latencies_s) == 4
+
+
+def test_fast_cli_report_names_the_checkpoint_and_its_plan_mode(tmp_path):
+    out = tmp_path / 'report.json'
+    result = run_rt2(['eval-sim', '--fast', '--model', str(tiny_checkpoint('rt2')), '--split',
+                      'seen', '--episodes', '2', '--max-steps', '2', '--json', str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report['episodes'] == 2 and report['split'] == 'seen' and report['mode'] == 'fast'
+    assert 0.0 <= report['success_rate'] <= 1.0 and len(report['ci95']) == 2
+    assert report['policy']['plan'] == 'none'
+    assert all(r['decisions'] <= 2 for r in report['records'])
+
+
 def test_cli_refuses_training_seeds_and_bad_input(tmp_path):
     model = tmp_path / 'model'
     model.mkdir()

@@ -158,7 +158,7 @@ def _run_fast(args, seeds, policy, settings):
                 'terminated': e.terminated, 'decisions': e.steps, 'invalid': e.invalid,
                 'closest_xy_m': round(e.closest_xy_m, 4), 'grasped': e.grasped}
                for e in result.episodes]
-    info = {'backend': 'local', 'model': str(Path(args.model).resolve()),
+    info = {'backend': 'local', 'model': str(Path(args.model).resolve()), 'plan': local.plan,
             'note': 'batched lockstep: latency is per row of a batch of up to 20'}
     return build_report(args.split, records, 'fast', info, settings,
                         result.decision_latencies_s, wall_s=result.wall_s)
