@@ -165,16 +165,18 @@ class Renderer:
         """
         rotation, centre = self.camera_pose(sim)
         cam = (np.asarray(points, dtype=float).reshape(-1, 3) - centre) @ rotation.T
-        uv = cam[:, :2] / cam[:, 2:3] * self._K[0, 0] + self._K[:2, 2]
-        return uv[:, ::-1].copy()
+        return self._image_uv(cam)[:, ::-1].copy()
+
+    def _image_uv(self, cam: np.ndarray) -> np.ndarray:
+        """Pinhole projection of optical-frame points (in front of the camera) to (u, v)."""
+        return cam[:, :2] / cam[:, 2:3] * self._K[0, 0] + self._K[:2, 2]
 
     def _project(self, points: np.ndarray, rotation: np.ndarray,
                  centre: np.ndarray) -> Optional[np.ndarray]:
         cam = (points - centre) @ rotation.T
         if np.any(cam[:, 2] < NEAR):
             return None
-        uv = cam[:, :2] / cam[:, 2:3] * self._K[0, 0] + self._K[:2, 2]
-        return uv
+        return self._image_uv(cam)
 
     def _fill(self, image: np.ndarray, uv: np.ndarray, rgb) -> None:
         pts = np.round(uv * SCALE).astype(np.int32).reshape(-1, 1, 2)
@@ -289,9 +291,7 @@ class Renderer:
                 t = (NEAR - p[2]) / (q[2] - p[2])
                 kept.append(p + t * (q - p))
         if len(kept) >= 3:
-            kept = np.array(kept)
-            uv = kept[:, :2] / kept[:, 2:3] * self._K[0, 0] + self._K[:2, 2]
-            self._fill(image, uv, colour)
+            self._fill(image, self._image_uv(np.array(kept)), colour)
 
     def _draw_prism(self, image: np.ndarray, part: _Part, centre: np.ndarray, uv: np.ndarray,
                     ipts: np.ndarray, rotation: np.ndarray,
