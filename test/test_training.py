@@ -163,6 +163,15 @@ def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_p
     assert_same_until_then_apart(base, more, 3)
 
 
+def test_planned_robot_answers_leave_the_stages_unchanged(tmp_path, data_dir):
+    # rt2_plan_vla continues rt2_staged_vla's state where the stages end: valid only if
+    # writing plans in the robot answers changes nothing before the robot data is used.
+    base = new_run(tmp_path, data_dir, 'base', **staged())
+    planned = new_run(tmp_path, data_dir, 'planned', remake=('robot',), robot_plan='points',
+                      **staged())
+    assert_same_until_then_apart(base, planned, 3)
+
+
 def test_the_state_where_the_stages_end_is_saved_for_ablations(tmp_path, data_dir):
     run = new_run(tmp_path, data_dir, 'a', **staged(checkpoint_every=100))
     saved = []
