@@ -53,7 +53,7 @@ def expert_states(split: str, first_seed: int, episodes: int, every: int) -> Lis
     from rt2_ros.sim.rollout import expert_episode
     from rt2_ros.sim.tasks import make_episode
     from rt2_ros.training.robot_data import CAMERA_SIZE, DEFAULT_NOISE_LEVELS
-    from rt2_ros.training.vqa import point_text
+    from rt2_ros.training.vqa import grid_point
 
     states = []
     for seed in range(first_seed, first_seed + episodes):
@@ -62,7 +62,7 @@ def expert_states(split: str, first_seed: int, episodes: int, every: int) -> Lis
                               noise=DEFAULT_NOISE_LEVELS[seed % len(DEFAULT_NOISE_LEVELS)]
                               .to_noise())
         for step in demo.steps[::every]:
-            plan = [int(v) for p in step.points for v in point_text(p, CAMERA_SIZE).split()]
+            plan = [v for p in step.points for v in grid_point(p, CAMERA_SIZE)]
             states.append(ExpertState(step.image, demo.instruction,
                                       np.asarray(step.intended_bins, int), step.points,
                                       np.array(plan)))
@@ -98,7 +98,7 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
     from rt2_ros.training.config import TrainConfig
     from rt2_ros.training.examples import ExampleSet, resize_image
     from rt2_ros.training.robot_data import action_prompt, bins_text, planned_answer
-    from rt2_ros.training.trainer import Trainer
+    from rt2_ros.training.trainer import answer_logits, Trainer
 
     saved = torch.load(state_file, map_location='cpu', weights_only=True)
     config = TrainConfig.from_dict(saved['config'])
@@ -121,13 +121,7 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
         for start in range(0, len(states), 50):
             rows = range(start, min(start + 50, len(states)))
             batch = make_batch([encoded], [(0, i) for i in rows])
-            hidden = trainer.model.model(
-                input_ids=batch['input_ids'], pixel_values=batch['pixel_values'],
-                attention_mask=batch['attention_mask'],
-                token_type_ids=batch['token_type_ids']).last_hidden_state
-            at_labels = hidden.gather(1, batch['label_positions'][..., None].expand(
-                -1, -1, hidden.shape[-1]))
-            predicted = trainer.model.lm_head(at_labels).argmax(-1)
+            predicted = answer_logits(trainer.model, batch).argmax(-1)
             for row in predicted:
                 numbers = [int(v) for v in re.findall(r'\d+', trainer.tokenizer.decode(row))]
                 numbers = (numbers + [-1] * 12)[:12 if planned else 8]

@@ -104,9 +104,15 @@ def sample_scene(rng: np.random.Generator, variation: str = 'none',
     return sim, renderer, facts
 
 
+def grid_point(pixel: np.ndarray, camera_size: int = CAMERA_SIZE) -> Tuple[int, int]:
+    """Return a camera pixel (row, col) on the pointing answers' 0..255 grid."""
+    row, col = np.clip(np.asarray(pixel) / camera_size * POINT_GRID, 0, POINT_GRID - 1).astype(int)
+    return int(row), int(col)
+
+
 def point_text(pixel: np.ndarray, camera_size: int = CAMERA_SIZE) -> str:
     """Write a camera pixel (row, col) as a pointing answer: 'row col' on the 0..255 grid."""
-    row, col = np.clip(np.asarray(pixel) / camera_size * POINT_GRID, 0, POINT_GRID - 1).astype(int)
+    row, col = grid_point(pixel, camera_size)
     return f'{row} {col}'
 
 
