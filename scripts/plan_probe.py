@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
-"""
+r"""
 Does a checkpoint's action follow its plan? A probe on held-out expert states.
 
 A closed-loop success rate says only that a policy fails; this says which part of a decision is
 wrong. It replays the scripted expert on episodes of a split (seeds the training never used)
-and, on every few states, compares what the model says with what the expert did: the two
-image points of a grounded plan (waypoint and fingertips, `robot_plan: points`), and each
-action dimension's bin (mean absolute error, and for clear moves - more than 20 bins from the
-middle - whether its direction is right). Answering the median is printed beside each error.
+and, on every few states, compares what the model says with what the expert did: the image
+points of a grounded plan (waypoint and fingertips with `robot_plan: points`, the named
+block's point before them with `target_points`, and the waypoint and fingertips dropped onto
+the table with `ground_points`), each action dimension's bin (mean absolute error, and for
+clear moves - more than 20 bins from the middle - whether its direction is right), and per
+horizontal axis whether the action follows the model's own plan and whether that plan points
+the expert's way (plan_reading). Answering the median is printed beside each error.
 
-Two modes:
+Three modes:
 - `--model DIR`: free-running, through the `local` backend and constrained decoding, exactly
   as the robot runs the checkpoint (plan mode from the checkpoint, see checkpoint_plan_mode).
 - `--state RUN/train_state.pt`: teacher-forced - the model sees the expert's own answer up to
   each token, plan included, so the action scores say whether the action reads a right plan.
+- `--model DIR --trace`: closed loop, one line per decision with the model's plan and action
+  beside the expert's at the state the model reached.
 
     .venv/bin/python scripts/plan_probe.py --model runs/plan/model --episodes 30
     .venv/bin/python scripts/plan_probe.py --state runs/plan/train_state.pt --episodes 20
+    .venv/bin/python scripts/plan_probe.py --model runs/plan/model --trace --family pick \
+        --first-seed 1000000 --episodes 3
 """
 import argparse
 from dataclasses import dataclass
@@ -34,7 +41,6 @@ sys.path.insert(0, str(ROOT))
 
 CLEAR_MOVE = 20          # bins from the middle: a move whose direction is not a coin toss
 ACTION_NAMES = ('terminate', 'dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
-PLAN_NAMES = ('waypoint_row', 'waypoint_col', 'fingertips_row', 'fingertips_col')
 
 
 @dataclass
@@ -44,8 +50,7 @@ class ExpertState:
     image: np.ndarray          # 224 x 224 camera frame
     instruction: str
     bins: np.ndarray           # the expert's intended action, rt2 bins
-    points: np.ndarray         # camera pixels (row, col) of the waypoint and the fingertips
-    plan: np.ndarray           # the same on the plans' 0..255 grid (row, col, row, col)
+    points: np.ndarray         # camera pixels (row, col), rows as in rollout.POINT_ROWS
 
 
 def expert_states(split: str, first_seed: int, episodes: int, every: int) -> List[ExpertState]:
@@ -53,7 +58,6 @@ def expert_states(split: str, first_seed: int, episodes: int, every: int) -> Lis
     from rt2_ros.sim.rollout import expert_episode
     from rt2_ros.sim.tasks import make_episode
     from rt2_ros.training.robot_data import CAMERA_SIZE, DEFAULT_NOISE_LEVELS
-    from rt2_ros.training.vqa import grid_point
 
     states = []
     for seed in range(first_seed, first_seed + episodes):
@@ -62,31 +66,46 @@ def expert_states(split: str, first_seed: int, episodes: int, every: int) -> Lis
                               noise=DEFAULT_NOISE_LEVELS[seed % len(DEFAULT_NOISE_LEVELS)]
                               .to_noise())
         for step in demo.steps[::every]:
-            plan = [v for p in step.points for v in grid_point(p, CAMERA_SIZE)]
             states.append(ExpertState(step.image, demo.instruction,
-                                      np.asarray(step.intended_bins, int), step.points,
-                                      np.array(plan)))
+                                      np.asarray(step.intended_bins, int), step.points))
     return states
 
 
-def plan_numbers(text: Optional[str]) -> Optional[np.ndarray]:
-    """Read a plan's four numbers; None when it has not exactly four."""
+def plan_names(plan: str) -> List[str]:
+    """Name the numbers a plan layout writes: '<point>_row', '<point>_col' per point."""
+    from rt2_ros.training.robot_data import PLAN_POINTS
+
+    return [f'{point}_{axis}' for point in PLAN_POINTS[plan] for axis in ('row', 'col')]
+
+
+def plan_truth(state: ExpertState, plan: str) -> np.ndarray:
+    """Return the numbers the expert's plan writes for a state, on the 0..255 grid."""
+    from rt2_ros.training.robot_data import CAMERA_SIZE, plan_points
+    from rt2_ros.training.vqa import grid_point
+
+    return np.array([v for p in plan_points(state.points, plan)
+                     for v in grid_point(p, CAMERA_SIZE)])
+
+
+def plan_numbers(text: Optional[str], count: int) -> Optional[np.ndarray]:
+    """Read a plan's numbers; None when it has not exactly `count` (or the layout has none)."""
     numbers = re.findall(r'\d+', text or '')
-    return np.array([int(v) for v in numbers]) if len(numbers) == 4 else None
+    return np.array([int(v) for v in numbers]) if count and len(numbers) == count else None
 
 
 def free_running(model: Path, states: List[ExpertState], threads: int) -> Dict[str, list]:
     """Decide every state with the local backend; return bins, plans and request times."""
     from rt2_ros.policy import Observation, PolicyConfig
-    from rt2_ros.policy.local import LocalTransformersPolicy
+    from rt2_ros.policy.local import checkpoint_robot_plan, LocalTransformersPolicy
 
     policy = LocalTransformersPolicy(PolicyConfig(
         backend='local', model_path=str(model), extra={'torch_threads': threads}))
-    out: Dict[str, list] = {'bins': [], 'plans': [], 'request_ms': []}
+    plan = checkpoint_robot_plan(model)
+    out: Dict[str, list] = {'bins': [], 'plans': [], 'request_ms': [], 'plan': plan}
     for state in states:
         result = policy.infer(Observation(image=state.image, instruction=state.instruction))
         out['bins'].append(np.asarray(result.decoded[0].bins, int))
-        out['plans'].append(plan_numbers(result.plan))
+        out['plans'].append(plan_numbers(result.plan, len(plan_names(plan))))
         out['request_ms'].append(result.timing.request_s * 1000.0)
     return out
 
@@ -102,12 +121,13 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
 
     saved = torch.load(state_file, map_location='cpu', weights_only=True)
     config = TrainConfig.from_dict(saved['config'])
-    planned = config.robot_plan == 'points'
+    plan = config.robot_plan
+    count = len(plan_names(plan))
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(config, Path(scratch), log=lambda _: None)
     trainer.model.load_state_dict(saved['model'])
     trainer.model.train(False)
-    answers = [planned_answer(s.points, bins_text(s.bins)) if planned else bins_text(s.bins)
+    answers = [planned_answer(s.points, bins_text(s.bins), plan) if count else bins_text(s.bins)
                for s in states]  # the training data's own text for each state
     size = config.model.image_size
     prompts = [action_prompt(s.instruction) for s in states]
@@ -116,7 +136,7 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
         image_index=list(range(len(states))), prompts=prompts, answers=answers,
         kinds=['robot'] * len(states), tags=[''] * len(states))
     encoded = EncodedSet(examples, trainer.encoder)
-    out: Dict[str, list] = {'bins': [], 'plans': []}
+    out: Dict[str, list] = {'bins': [], 'plans': [], 'plan': plan}
     with torch.no_grad():
         for start in range(0, len(states), 50):
             rows = range(start, min(start + 50, len(states)))
@@ -124,9 +144,9 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
             predicted = answer_logits(trainer.model, batch).argmax(-1)
             for row in predicted:
                 numbers = [int(v) for v in re.findall(r'\d+', trainer.tokenizer.decode(row))]
-                numbers = (numbers + [-1] * 12)[:12 if planned else 8]
-                out['plans'].append(np.array(numbers[:4]) if planned else None)
-                out['bins'].append(np.array(numbers[4:] if planned else numbers))
+                numbers = (numbers + [-1] * (count + 8))[:count + 8]
+                out['plans'].append(np.array(numbers[:count]) if count else None)
+                out['bins'].append(np.array(numbers[count:]))
     return out
 
 
@@ -146,20 +166,106 @@ def score(states: List[ExpertState], said: Dict[str, list]) -> Dict[str, object]
         if name in ('terminate', 'gripper'):
             entry['exact'] = round(float((guess[:, k] == truth[:, k]).mean()), 3)
         report[name] = entry
-    rows = [(s.plan, p) for s, p in zip(states, said['plans']) if p is not None]
+    plan = said.get('plan', 'none')
+    rows = [(plan_truth(s, plan), p) for s, p in zip(states, said['plans']) if p is not None]
     if rows:
-        plan_truth = np.stack([t for t, _ in rows])
-        error = np.abs(np.stack([p for _, p in rows]) - plan_truth)
+        truth_numbers = np.stack([t for t, _ in rows])
+        error = np.abs(np.stack([p for _, p in rows]) - truth_numbers)
         report['plans_read'] = len(rows)
-        for k, name in enumerate(PLAN_NAMES):
+        for k, name in enumerate(plan_names(plan)):
             report[name] = {
                 'mae': round(float(error[:, k].mean()), 1),
                 'within_8': round(float((error[:, k] <= 8).mean()), 3),
-                'median_answer_mae': round(float(np.abs(plan_truth[:, k] -
-                                                        np.median(plan_truth[:, k])).mean()), 1)}
+                'median_answer_mae': round(float(np.abs(truth_numbers[:, k] -
+                                                        np.median(truth_numbers[:, k]))
+                                                 .mean()), 1)}
+        report.update(plan_reading([s for s, p in zip(states, said['plans']) if p is not None],
+                                   [b for b, p in zip(said['bins'], said['plans'])
+                                    if p is not None],
+                                   [p for p in said['plans'] if p is not None], plan))
     if said.get('request_ms'):
         report['request_ms_median'] = round(float(np.median(said['request_ms'])), 1)
     return report
+
+
+def plan_reading(states: List[ExpertState], bins: List[np.ndarray], plans: List[np.ndarray],
+                 plan: str) -> Dict[str, object]:
+    """
+    Score, per horizontal axis, whether the action follows the model's plan and the plan is right.
+
+    Right means the waypoint lies on the same side of the fingertips as the expert's. dx goes
+    with the image row (further away is higher up) and dy with the column (left is further
+    left), so the sign of a move is minus the sign of waypoint - fingertips along that image
+    axis: exactly on the table, only mostly for points in the air (see PLAN_POINTS).
+    'follows_own_plan' counts the model's clear moves where its own points differ by more
+    than 3 cells; 'plan_direction_right' the expert's clear moves.
+    """
+    names = plan_names(plan)
+    ground = '_ground' if 'waypoint_ground_row' in names else ''
+    if f'waypoint{ground}_row' not in names:
+        return {}
+    out: Dict[str, object] = {}
+    for k, (move, axis) in enumerate((('dx', 'row'), ('dy', 'col'))):
+        w, f = (names.index(f'{p}{ground}_{axis}') for p in ('waypoint', 'fingertips'))
+        follows, right = [], []
+        for state, said, own in zip(states, bins, plans):
+            own_diff = own[w] - own[f]
+            if abs(said[1 + k] - 127.5) > CLEAR_MOVE and abs(own_diff) > 3:
+                follows.append(np.sign(said[1 + k] - 127.5) == -np.sign(own_diff))
+            if abs(state.bins[1 + k] - 127.5) > CLEAR_MOVE:
+                truth = plan_truth(state, plan)
+                right.append(np.sign(own_diff) == np.sign(truth[w] - truth[f]))
+        out[f'{move}_reads_plan'] = {
+            'follows_own_plan': round(float(np.mean(follows)), 3) if follows else None,
+            'moves': len(follows),
+            'plan_direction_right': round(float(np.mean(right)), 3) if right else None,
+            'expert_moves': len(right)}
+    return out
+
+
+def trace(model: Path, split: str, family: Optional[str], seeds: List[int],
+          threads: int) -> List[str]:
+    """
+    Run the checkpoint closed loop and write, per decision, its plan beside the expert's.
+
+    The scores above are on the expert's states; a policy goes where its own mistakes take it.
+    Each line: decision, fingertips (x y z, cm), the model's plan / the expert's plan at that
+    very state, the model's action / the expert's (terminate dx dy dz gripper bins).
+    """
+    from rt2_ros.policy import Observation, PolicyConfig
+    from rt2_ros.policy.local import checkpoint_robot_plan, LocalTransformersPolicy
+    from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
+    from rt2_ros.sim.rollout import ActionExecutor, make_renderer, plan_point_pixels
+    from rt2_ros.sim.tasks import make_episode
+
+    policy = LocalTransformersPolicy(PolicyConfig(
+        backend='local', model_path=str(model), extra={'torch_threads': threads}))
+    plan = checkpoint_robot_plan(model)
+    shown = [0, 1, 2, 3, 7]
+    lines = []
+    for seed in seeds:
+        episode = make_episode(split, seed, family=family)
+        sim, renderer = episode.build_sim(), make_renderer(episode)
+        executor = ActionExecutor(1.0 / 5.0)
+        expert = ScriptedExpert(episode.task, ExpertNoise.none())
+        lines.append(f'== {split} seed {seed}: {episode.instruction}')
+        for decision in range(40):
+            result = policy.infer(Observation(image=renderer.render(sim),
+                                              instruction=episode.instruction))
+            bins = np.asarray(result.decoded[0].bins, int)
+            state = ExpertState(None, episode.instruction, np.zeros(8, int),
+                                plan_point_pixels(sim, expert, renderer))
+            truth = plan_truth(state, plan) if plan != 'none' else []
+            intended = executor.quantize(expert.act(sim)[1])
+            tip = np.round(sim.ee_world()[0] * 100, 1)
+            lines.append(f'{decision:2d} tip {tip[0]:5.1f} {tip[1]:5.1f} {tip[2]:4.1f} | plan '
+                         f'{result.plan or "-"} / {" ".join(str(v) for v in truth) or "-"} | '
+                         f'act {" ".join(str(v) for v in bins[shown])} / '
+                         f'{" ".join(str(v) for v in intended[shown])}')
+            if executor.execute(sim, bins):
+                break
+        lines.append(f'success: {episode.task.success(sim)}')
+    return lines
 
 
 def main() -> int:
@@ -173,11 +279,21 @@ def main() -> int:
     parser.add_argument('--episodes', type=int, default=30)
     parser.add_argument('--every', type=int, default=2, help='keep every N-th expert state')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--trace', action='store_true',
+                        help='with --model: run the episodes closed loop and print each '
+                        'decision beside the expert (see trace)')
+    parser.add_argument('--family', help='with --trace: only this task family')
     args = parser.parse_args()
     if args.episodes < 1 or args.every < 1:
         parser.error('--episodes and --every must be at least 1')
+    if args.trace and args.model is None:
+        parser.error('--trace needs --model')
     import torch
     torch.set_num_threads(args.threads)
+    if args.trace:
+        seeds = list(range(args.first_seed, args.first_seed + args.episodes))
+        print('\n'.join(trace(args.model, args.split, args.family, seeds, args.threads)))
+        return 0
     states = expert_states(args.split, args.first_seed, args.episodes, args.every)
     said = (free_running(args.model, states, args.threads) if args.model is not None
             else teacher_forced(args.state, states))

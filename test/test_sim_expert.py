@@ -4,7 +4,8 @@ import pytest
 from rt2_ros.actions import load_action_space, make_codec
 from rt2_ros.sim.expert import ExpertNoise
 from rt2_ros.sim.rollout import (
-    ActionExecutor, expert_episode, expert_success_rates, generate_demonstrations, run_episode,
+    ActionExecutor, expert_episode, expert_success_rates, generate_demonstrations,
+    make_renderer, run_episode,
 )
 from rt2_ros.sim.splits import FAMILIES
 from rt2_ros.sim.tasks import make_episode
@@ -87,3 +88,33 @@ def test_recorded_points_are_where_the_expert_sends_the_fingertips():
             before = np.linalg.norm(now.points[1] - now.points[0])
             assert np.linalg.norm(after.points[1] - now.points[0]) < before
     assert reached >= 2
+    # The third point is the task's block's top centre: what "where is the <block>?" answers.
+    renderer = make_renderer(episode, 224, 224)
+    sim = episode.build_sim()
+    block = sim.blocks[episode.task.target]
+    top = renderer.pixels(sim, np.array([[*block.position[:2], block.top]]))[0]
+    assert np.allclose(demo.steps[0].points[2], top)
+    assert not np.allclose(demo.steps[-1].points[2], top)   # it moves when the block does
+
+
+def test_table_points_give_the_sign_of_every_clear_horizontal_move():
+    # On the table, image rows grow towards the camera (-x) and columns to the right (-y), so
+    # the waypoint's and the fingertips' table points give each clear move's direction; in
+    # the air, rows mix distance with height and do not.
+    from rt2_ros.sim.rollout import POINT_ROWS
+    wp, tip = POINT_ROWS.index('waypoint_ground'), POINT_ROWS.index('fingertips_ground')
+    air_wp, air_tip = POINT_ROWS.index('waypoint'), POINT_ROWS.index('fingertips')
+    agree, air_agree = [], []
+    for seed in range(12):
+        demo = expert_episode(make_episode('train', seed), render=False, points=True)
+        for step in demo.steps:
+            for axis in (0, 1):   # dx <-> image row, dy <-> image column
+                move = step.intended_bins[1 + axis] - 127.5
+                if abs(move) > 20:
+                    agree.append(np.sign(move) == -np.sign(step.points[wp, axis] -
+                                                           step.points[tip, axis]))
+                    if axis == 0:
+                        air_agree.append(np.sign(move) == -np.sign(step.points[air_wp, 0] -
+                                                                   step.points[air_tip, 0]))
+    assert len(agree) > 100 and all(agree)
+    assert np.mean(air_agree) < 0.95       # forward-back: about 1 in 10 read wrongly in the air

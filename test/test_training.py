@@ -257,7 +257,7 @@ def test_export_loads_in_the_local_backend_and_acts(tmp_path, data_dir):
 
 def test_a_checkpoint_trained_to_plan_is_decoded_with_its_plan(tmp_path, data_dir):
     from rt2_ros.policy import Observation, PolicyConfig
-    from rt2_ros.policy.local import LocalTransformersPolicy
+    from rt2_ros.policy.local import checkpoint_robot_plan, LocalTransformersPolicy
 
     trainer = new_run(tmp_path, data_dir, 'a', remake=('robot',), robot_plan='points')
     assert trainer.sets[0].examples.answers[0].startswith('Plan: ')
@@ -270,12 +270,50 @@ def test_a_checkpoint_trained_to_plan_is_decoded_with_its_plan(tmp_path, data_di
     policy = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out),
                                                   extra={'max_new_tokens': 24}))
     assert policy.plan == 'required'
+    assert checkpoint_robot_plan(out) == 'points' and checkpoint_robot_plan(tmp_path) == 'none'
     result = policy.infer(observation)
     assert result.plan is not None and result.actions.shape == (1, 8)
     # The user's setting still wins over the checkpoint's.
     plain = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out),
                                                  extra={'plan': 'none'}))
     assert plain.plan == 'none' and plain.infer(observation).plan is None
+
+
+def test_replanning_cached_robot_data_gives_what_generating_it_with_the_plan_gives():
+    from rt2_ros.training.robot_data import replanned
+
+    plain = robot_examples([0, 1], image_size=32)
+    planned = robot_examples([0, 1], image_size=32, plan='ground_points')
+    again = replanned(plain, [0, 1], 'ground_points')
+    assert again.answers == planned.answers and again.prompts == plain.prompts
+    assert np.array_equal(again.images, plain.images)
+    assert replanned(planned, [0, 1], 'none').answers == plain.answers   # and back
+    with pytest.raises(ValueError, match='not the robot data'):
+        replanned(plain, [1, 0], 'points')                              # other episodes
+
+
+def test_dagger_labels_the_visited_states_with_the_recipes_plan(tmp_path, data_dir):
+    # A planned recipe's DAgger rows must be written as its robot rows are, plan first, or the
+    # model would be taught two answer formats for one prompt.
+    from rt2_ros.sim.expert import ExpertNoise
+    from rt2_ros.sim.rollout import expert_episode
+    from rt2_ros.sim.tasks import make_episode
+    from rt2_ros.training.examples import ExampleSet
+    from rt2_ros.training.robot_data import bins_text, planned_answer
+
+    trainer = new_run(tmp_path, data_dir, 'a', remake=('robot',), robot_plan='ground_points',
+                      dagger=[DaggerRound(at_step=2, episodes=2)])
+    trainer.run(until=3)
+    assert trainer.state.dagger_done == 1
+    visited = ExampleSet.load(str(trainer._data_path('dagger0')))
+    pattern = r'Plan: (\d+ ){5}\d+\. Action: \d+( \d+){7}'
+    assert len(visited) >= 2 and all(re.fullmatch(pattern, a) for a in visited.answers)
+    # The first rollout starts where the expert's own episode does: the same first label.
+    seed = trainer.config.train_seed_ranges()[1][0]
+    step = expert_episode(make_episode('train', seed), render=False, points=True,
+                          noise=ExpertNoise.none()).steps[0]
+    assert visited.answers[0] == planned_answer(step.points, bins_text(step.intended_bins),
+                                                'ground_points')
 
 
 def test_robot_data_labels_the_noise_free_action():
@@ -289,7 +327,7 @@ def test_robot_data_labels_the_noise_free_action():
     assert examples.answers != executed.answers
 
 
-def test_planned_robot_answers_write_two_image_points_then_the_same_action():
+def test_planned_robot_answers_write_image_points_then_the_same_action():
     from rt2_ros.actions import load_action_space, make_codec
 
     plain = robot_examples([0], image_size=32)
@@ -303,6 +341,20 @@ def test_planned_robot_answers_write_two_image_points_then_the_same_action():
         decoded = codec.decode(answer)  # the codec reads it as a plan and an action
         assert decoded.plan == ' '.join(match.groups()[:4])
         assert np.array_equal(decoded.bins, codec.decode(action).bins)
+    # The target layout writes the named block's point first, then the same two points.
+    targeted = robot_examples([0], image_size=32, plan='target_points')
+    for planned_text, answer in zip(planned.answers, targeted.answers):
+        match = re.fullmatch(r'Plan: (\d+) (\d+) (\d+ \d+ \d+ \d+\. Action: [0-9 ]+)', answer)
+        assert match and planned_text == f'Plan: {match.group(3)}', answer
+    # The table layout keeps the block's point and the action, and drops the other two points
+    # onto the table: nearer the camera, so lower in the image (larger rows).
+    grounded = robot_examples([0], image_size=32, plan='ground_points')
+    for target_text, answer in zip(targeted.answers, grounded.answers):
+        air = [int(v) for v in re.findall(r'\d+', target_text)]
+        table = [int(v) for v in re.findall(r'\d+', answer)]
+        assert table[:2] == air[:2] and table[6:] == air[6:], answer
+        assert table[2] >= air[2] and table[4] >= air[4]
+    assert grounded.answers != targeted.answers
     with pytest.raises(ValueError, match='plan must be one of'):
         robot_examples([0], image_size=32, plan='words')
 

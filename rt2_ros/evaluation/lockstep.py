@@ -15,7 +15,7 @@ import numpy as np
 
 from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
 from rt2_ros.sim.rollout import (
-    ActionExecutor, DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, make_renderer,
+    ActionExecutor, DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, make_renderer, plan_point_pixels,
 )
 from rt2_ros.sim.tasks import make_episode
 
@@ -40,7 +40,8 @@ class LockstepEpisode:
     # metres) and whether the target was ever held.
     closest_xy_m: float = float('inf')
     grasped: bool = False
-    states: List[Tuple[np.ndarray, str]] = field(default_factory=list)  # (image, label text)
+    # (image, label text, the expert's plan points there: rows as in rollout.POINT_ROWS)
+    states: List[Tuple[np.ndarray, str, np.ndarray]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,12 +91,13 @@ def run_lockstep(policy: BatchPolicy, split: str, seeds: Sequence[int],
             latencies.append((time.perf_counter() - tick) / max(1, len(active)))
             still = []
             for i, image, text in zip(active, images, texts):
-                episode, sim, _, expert, record = running[i]
+                episode, sim, renderer, expert, record = running[i]
                 if expert is not None:
+                    points = plan_point_pixels(sim, expert, renderer)
                     intended = executor.quantize(expert.act(sim)[1])
                     stored = image if keep_image_size is None else resize_image(
                         image, keep_image_size)
-                    record.states.append((stored, executor.text(intended)))
+                    record.states.append((stored, executor.text(intended), points))
                 record.steps += 1
                 _track_progress(episode, sim, record)
                 try:

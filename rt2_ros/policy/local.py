@@ -62,20 +62,29 @@ DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch
 ImageLike = np.ndarray
 
 
-def checkpoint_plan_mode(model_dir: Path) -> str:
+def checkpoint_robot_plan(model_dir: Path) -> str:
     """
-    Return the plan mode a checkpoint was trained to answer in: 'required' or 'none'.
+    Return the plan layout a checkpoint's robot answers were trained with (`robot_plan`).
 
-    A model trained to write `Plan: ... Action: ...` must be decoded that way, or the
-    constraint forces its action tokens where it would write its plan. `rt2 train` records
-    the recipe beside the weights; any other checkpoint says nothing, which means 'none'.
+    `rt2 train` records the recipe beside the weights; any other checkpoint says nothing,
+    which means 'none' (a bare action).
     """
     try:
         record = json.loads((model_dir / TRAINING_RECORD_FILE).read_text(encoding='utf-8'))
         robot_plan = record['config'].get('robot_plan', 'none')
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return 'none'
-    return 'none' if robot_plan in (None, 'none') else 'required'
+    return 'none' if robot_plan is None else str(robot_plan)
+
+
+def checkpoint_plan_mode(model_dir: Path) -> str:
+    """
+    Return the plan mode a checkpoint was trained to answer in: 'required' or 'none'.
+
+    A model trained to write `Plan: ... Action: ...` must be decoded that way, or the
+    constraint forces its action tokens where it would write its plan.
+    """
+    return 'none' if checkpoint_robot_plan(model_dir) == 'none' else 'required'
 
 
 def _read_config(model_dir: Path) -> Dict[str, Any]:

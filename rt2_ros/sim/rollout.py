@@ -25,6 +25,10 @@ from rt2_ros.sim.world import SimConfig, TabletopSim
 
 DEFAULT_DECISION_RATE_HZ = 5.0
 DEFAULT_MAX_STEPS = 40
+# The rows of Step.points: where each image point of a grounded plan comes from. The '_ground'
+# rows are the same places dropped onto the table (z = 0): there, image rows order points by x
+# and columns by y alone, where a point in the air also moves up the image with its height.
+POINT_ROWS = ('waypoint', 'fingertips', 'target', 'waypoint_ground', 'fingertips_ground')
 
 
 @functools.lru_cache(maxsize=8)
@@ -131,8 +135,9 @@ class Step:
     intended_bins: np.ndarray
     ee: np.ndarray            # fingertip x, y, z (base_link), yaw, gripper opening
     text: str = ''
-    # Camera pixels (row, col) of the expert's waypoint and of the fingertips (2, 2); only
-    # with expert_episode(points=True): what a grounded chain-of-thought plan writes.
+    # Camera pixels (row, col) of the expert's waypoint, the fingertips, the top centre of the
+    # block the task acts on, and the first two on the table (5, 2; POINT_ROWS names the
+    # rows); only with expert_episode(points=True): what a grounded chain-of-thought plan writes.
     points: Optional[np.ndarray] = None
 
 
@@ -175,6 +180,20 @@ def make_renderer(episode: Episode, width: int = 224, height: int = 224) -> Rend
     return Renderer(CameraSpec(width=int(width), height=int(height)), episode.look)
 
 
+def plan_point_pixels(sim: TabletopSim, expert: ScriptedExpert,
+                      renderer: Renderer) -> np.ndarray:
+    """
+    Return the camera pixels a grounded plan can write for this state (rows: POINT_ROWS).
+
+    Call it before the expert acts on the state: the waypoint is the one that action heads for.
+    """
+    block = sim.blocks[expert.task.target]
+    waypoint, tip = expert.plan(sim)[0], sim.ee_world()[0]
+    return renderer.pixels(sim, np.stack([
+        waypoint, tip, [block.position[0], block.position[1], block.top],
+        [waypoint[0], waypoint[1], 0.0], [tip[0], tip[1], 0.0]]))
+
+
 def expert_episode(episode: Episode, render: bool = True, width: int = 224, height: int = 224,
                    decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
                    max_steps: int = DEFAULT_MAX_STEPS, noise: ExpertNoise = ExpertNoise(),
@@ -182,8 +201,8 @@ def expert_episode(episode: Episode, render: bool = True, width: int = 224, heig
     """
     Run the scripted expert on an episode, recording every decision.
 
-    points: also record where the expert's waypoint and the fingertips are in the camera
-    image (Step.points), even when not rendering.
+    points: also record where the expert's waypoint, the fingertips and the task's block are
+    in the camera image (Step.points, rows as in POINT_ROWS), even when not rendering.
     """
     sim = episode.build_sim(config)
     renderer = make_renderer(episode, width, height) if render or points else None
@@ -192,9 +211,7 @@ def expert_episode(episode: Episode, render: bool = True, width: int = 224, heig
     demo = Demonstration(task=episode.task.to_dict(), instruction=episode.instruction)
     for _ in range(int(max_steps)):
         image = renderer.render(sim) if render else None
-        where = None
-        if points:
-            where = renderer.pixels(sim, np.stack([expert.plan(sim)[0], sim.ee_world()[0]]))
+        where = plan_point_pixels(sim, expert, renderer) if points else None
         executed, intended = expert.act(sim)
         bins = executor.quantize(executed)
         intended_bins = executor.quantize(intended)

@@ -25,8 +25,10 @@ class DaggerRound:
 
 
 # What a robot answer writes before its action: nothing (plain RT-2), or a grounded plan - the
-# image points of where the hand is going and of the hand itself (robot_data.planned_answer).
-ROBOT_PLANS = ('none', 'points')
+# image points of where the hand is going and of the hand itself ('points'), after the point
+# of the block the instruction names ('target_points'), those two dropped onto the table
+# ('ground_points'; robot_data.planned_answer).
+ROBOT_PLANS = ('none', 'points', 'target_points', 'ground_points')
 # Where is the <block>? / where is the gripper?: the questions of the grounding stages.
 POINTING_QUESTIONS: Dict[str, float] = {'point': 3.0, 'point_gripper': 1.0}
 
@@ -95,7 +97,7 @@ class TrainConfig:
     robot_episodes: int = 2500
     robot_first_seed: int = 0
     label: str = 'intended'            # DART: the expert's noise-free action as label
-    robot_plan: str = 'none'           # 'points': answers plan in image points, then act
+    robot_plan: str = 'none'           # else answers plan in image points, then act
     dagger: List[DaggerRound] = field(default_factory=list)
     # -- vision-language data --
     vqa_examples: int = 30000

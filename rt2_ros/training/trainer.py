@@ -378,7 +378,7 @@ class Trainer:
         from rt2_ros.evaluation.lockstep import local_batch_policy, run_lockstep
         from rt2_ros.policy import PolicyConfig
         from rt2_ros.policy.local import LocalTransformersPolicy
-        from rt2_ros.training.robot_data import action_prompt
+        from rt2_ros.training.robot_data import action_prompt, planned_answer
 
         k = self.state.dagger_done
         seeds = self.config.train_seed_ranges()[k + 1]
@@ -402,7 +402,9 @@ class Trainer:
             images, examples = [], ExampleSet(
                 images=np.zeros((0,) + (self.config.model.image_size,) * 2 + (3,), np.uint8))
             for episode in result.episodes:
-                for image, label in episode.states:
+                for image, label, points in episode.states:
+                    if self.config.robot_plan != 'none':  # labelled as the robot data is
+                        label = planned_answer(points, label, self.config.robot_plan)
                     examples.add(len(images), action_prompt(episode.instruction), label,
                                  'robot', episode.family)
                     images.append(image)
