@@ -15,7 +15,7 @@ The result is a chain, not a recipe: say so when reporting it, with every link's
 
     .venv/bin/python scripts/continue_run.py --state runs/plan/train_state.pt \
         --data runs/plan/data --out runs/plan_ground \
-        --set robot_plan='"ground_points"' --set steps=10100 --set min_learning_rate=2e-4
+        --set robot_plan='"ground_points"' --set steps=7100 --set min_learning_rate=2e-4
 """
 import argparse
 import json
