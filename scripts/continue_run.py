@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
 import time
 from typing import Dict, List
@@ -48,8 +49,6 @@ def changed_config(saved: Dict, settings: List[str]) -> Dict:
 
 def link_data(source: Path, out: Path, names: List[str]) -> None:
     """Hard-link (or copy where links cannot be made) the named cached data sets."""
-    import shutil
-
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
         src, dst = source / f'{name}.npz', out / f'{name}.npz'

@@ -235,7 +235,8 @@ def trace(model: Path, split: str, family: Optional[str], seeds: List[int],
     from rt2_ros.policy import Observation, PolicyConfig
     from rt2_ros.policy.local import checkpoint_robot_plan, LocalTransformersPolicy
     from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
-    from rt2_ros.sim.rollout import ActionExecutor, make_renderer, plan_point_pixels
+    from rt2_ros.sim.rollout import (ActionExecutor, DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS,
+                                     make_renderer, plan_point_pixels)
     from rt2_ros.sim.tasks import make_episode
 
     policy = LocalTransformersPolicy(PolicyConfig(
@@ -246,10 +247,10 @@ def trace(model: Path, split: str, family: Optional[str], seeds: List[int],
     for seed in seeds:
         episode = make_episode(split, seed, family=family)
         sim, renderer = episode.build_sim(), make_renderer(episode)
-        executor = ActionExecutor(1.0 / 5.0)
+        executor = ActionExecutor(1.0 / DEFAULT_DECISION_RATE_HZ)
         expert = ScriptedExpert(episode.task, ExpertNoise.none())
         lines.append(f'== {split} seed {seed}: {episode.instruction}')
-        for decision in range(40):
+        for decision in range(DEFAULT_MAX_STEPS):
             result = policy.infer(Observation(image=renderer.render(sim),
                                               instruction=episode.instruction))
             bins = np.asarray(result.decoded[0].bins, int)
