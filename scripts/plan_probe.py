@@ -78,13 +78,13 @@ def plan_names(plan: str) -> List[str]:
     return [f'{point}_{axis}' for point in PLAN_POINTS[plan] for axis in ('row', 'col')]
 
 
-def plan_truth(state: ExpertState, plan: str) -> np.ndarray:
-    """Return the numbers the expert's plan writes for a state, on the 0..255 grid."""
+def plan_truth(points: np.ndarray, plan: str) -> np.ndarray:
+    """Return the numbers the expert's plan writes for a state's points, on the 0..255 grid."""
     from rt2_ros.training.robot_data import CAMERA_SIZE, plan_points
     from rt2_ros.training.vqa import grid_point
 
-    return np.array([v for p in plan_points(state.points, plan)
-                     for v in grid_point(p, CAMERA_SIZE)])
+    return np.array([v for p in plan_points(points, plan) for v in grid_point(p, CAMERA_SIZE)],
+                    int)
 
 
 def plan_numbers(text: Optional[str], count: int) -> Optional[np.ndarray]:
@@ -167,10 +167,12 @@ def score(states: List[ExpertState], said: Dict[str, list]) -> Dict[str, object]
             entry['exact'] = round(float((guess[:, k] == truth[:, k]).mean()), 3)
         report[name] = entry
     plan = said.get('plan', 'none')
-    rows = [(plan_truth(s, plan), p) for s, p in zip(states, said['plans']) if p is not None]
+    rows = [(s.bins, b, p, plan_truth(s.points, plan))
+            for s, b, p in zip(states, said['bins'], said['plans']) if p is not None]
     if rows:
-        truth_numbers = np.stack([t for t, _ in rows])
-        error = np.abs(np.stack([p for _, p in rows]) - truth_numbers)
+        expert_bins, bins, plans, truths = (list(column) for column in zip(*rows))
+        truth_numbers = np.stack(truths)
+        error = np.abs(np.stack(plans) - truth_numbers)
         report['plans_read'] = len(rows)
         for k, name in enumerate(plan_names(plan)):
             report[name] = {
@@ -179,16 +181,14 @@ def score(states: List[ExpertState], said: Dict[str, list]) -> Dict[str, object]
                 'median_answer_mae': round(float(np.abs(truth_numbers[:, k] -
                                                         np.median(truth_numbers[:, k]))
                                                  .mean()), 1)}
-        report.update(plan_reading([s for s, p in zip(states, said['plans']) if p is not None],
-                                   [b for b, p in zip(said['bins'], said['plans'])
-                                    if p is not None],
-                                   [p for p in said['plans'] if p is not None], plan))
+        report.update(plan_reading(expert_bins, bins, plans, truths, plan))
     if said.get('request_ms'):
         report['request_ms_median'] = round(float(np.median(said['request_ms'])), 1)
     return report
 
 
-def plan_reading(states: List[ExpertState], bins: List[np.ndarray], plans: List[np.ndarray],
+def plan_reading(expert_bins: List[np.ndarray], bins: List[np.ndarray],
+                 plans: List[np.ndarray], truths: List[np.ndarray],
                  plan: str) -> Dict[str, object]:
     """
     Score, per horizontal axis, whether the action follows the model's plan and the plan is right.
@@ -208,12 +208,11 @@ def plan_reading(states: List[ExpertState], bins: List[np.ndarray], plans: List[
     for k, (move, axis) in enumerate((('dx', 'row'), ('dy', 'col'))):
         w, f = (names.index(f'{p}{ground}_{axis}') for p in ('waypoint', 'fingertips'))
         follows, right = [], []
-        for state, said, own in zip(states, bins, plans):
+        for expert, said, own, truth in zip(expert_bins, bins, plans, truths):
             own_diff = own[w] - own[f]
             if abs(said[1 + k] - 127.5) > CLEAR_MOVE and abs(own_diff) > 3:
                 follows.append(np.sign(said[1 + k] - 127.5) == -np.sign(own_diff))
-            if abs(state.bins[1 + k] - 127.5) > CLEAR_MOVE:
-                truth = plan_truth(state, plan)
+            if abs(expert[1 + k] - 127.5) > CLEAR_MOVE:
                 right.append(np.sign(own_diff) == np.sign(truth[w] - truth[f]))
         out[f'{move}_reads_plan'] = {
             'follows_own_plan': round(float(np.mean(follows)), 3) if follows else None,
@@ -229,43 +228,47 @@ def trace(model: Path, split: str, family: Optional[str], seeds: List[int],
     Run the checkpoint closed loop and write, per decision, its plan beside the expert's.
 
     The scores above are on the expert's states; a policy goes where its own mistakes take it.
-    Each line: decision, fingertips (x y z, cm), the model's plan / the expert's plan at that
-    very state, the model's action / the expert's (terminate dx dy dz gripper bins).
+    The episodes run in the lockstep evaluator (as `rt2 eval-sim --fast` runs them), one at a
+    time, with the expert labelling every state the model reaches. Each line: decision, the
+    model's plan / the expert's plan at that very state, the model's action / the expert's
+    (terminate dx dy dz gripper bins).
     """
-    from rt2_ros.policy import Observation, PolicyConfig
+    from rt2_ros.evaluation.lockstep import local_batch_policy, run_lockstep
+    from rt2_ros.policy import PolicyConfig
     from rt2_ros.policy.local import checkpoint_robot_plan, LocalTransformersPolicy
-    from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
-    from rt2_ros.sim.rollout import (ActionExecutor, DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS,
-                                     make_renderer, plan_point_pixels)
-    from rt2_ros.sim.tasks import make_episode
 
     policy = LocalTransformersPolicy(PolicyConfig(
         backend='local', model_path=str(model), extra={'torch_threads': threads}))
     plan = checkpoint_robot_plan(model)
+    act = local_batch_policy(policy)
+    said: List[Optional[str]] = []
+
+    def recording(images: List[np.ndarray], instructions: List[str]) -> List[Optional[str]]:
+        texts = act(images, instructions)
+        said.extend(texts)
+        return texts
+
+    result = run_lockstep(recording, split, seeds, family=family, batch=1,
+                          label_with_expert=True)
     shown = [0, 1, 2, 3, 7]
-    lines = []
-    for seed in seeds:
-        episode = make_episode(split, seed, family=family)
-        sim, renderer = episode.build_sim(), make_renderer(episode)
-        executor = ActionExecutor(1.0 / DEFAULT_DECISION_RATE_HZ)
-        expert = ScriptedExpert(episode.task, ExpertNoise.none())
-        lines.append(f'== {split} seed {seed}: {episode.instruction}')
-        for decision in range(DEFAULT_MAX_STEPS):
-            result = policy.infer(Observation(image=renderer.render(sim),
-                                              instruction=episode.instruction))
-            bins = np.asarray(result.decoded[0].bins, int)
-            state = ExpertState(None, episode.instruction, np.zeros(8, int),
-                                plan_point_pixels(sim, expert, renderer))
-            truth = plan_truth(state, plan) if plan != 'none' else []
-            intended = executor.quantize(expert.act(sim)[1])
-            tip = np.round(sim.ee_world()[0] * 100, 1)
-            lines.append(f'{decision:2d} tip {tip[0]:5.1f} {tip[1]:5.1f} {tip[2]:4.1f} | plan '
-                         f'{result.plan or "-"} / {" ".join(str(v) for v in truth) or "-"} | '
-                         f'act {" ".join(str(v) for v in bins[shown])} / '
-                         f'{" ".join(str(v) for v in intended[shown])}')
-            if executor.execute(sim, bins):
-                break
-        lines.append(f'success: {episode.task.success(sim)}')
+    lines, texts = [], iter(said)
+    for episode in result.episodes:
+        lines.append(f'== {split} seed {episode.seed}: {episode.instruction}')
+        for decision, (_, label, points) in enumerate(episode.states):
+            text = next(texts)
+            truth = ' '.join(str(v) for v in plan_truth(points, plan)) or '-'
+            expert = ' '.join(label.split()[k] for k in shown)
+            try:
+                decoded = policy.codec.decode(text) if text is not None else None
+            except ValueError:  # what the evaluator counts as invalid, too
+                decoded = None
+            if decoded is None:
+                lines.append(f'{decision:2d} | invalid output / {truth} | - / {expert}')
+                continue
+            bins = ' '.join(str(int(decoded.bins[k])) for k in shown)
+            lines.append(f'{decision:2d} | plan {decoded.plan or "-"} / {truth} | '
+                         f'act {bins} / {expert}')
+        lines.append(f'success: {episode.success}')
     return lines
 
 
