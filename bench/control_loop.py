@@ -2,6 +2,7 @@
 The real rt2_controller under a 300 ms policy: control-timer jitter, image-to-command latency.
 
 Run: .venv/bin/python -m bench.control_loop [--seconds 10] [--compare-priority 50]
+     [--compare-executor multi_threaded]
 
 A last scenario runs the node with the local backend on a tiny random checkpoint instead (about
 25 ms of CPU per decision, in the node's own process): jitter only, as nothing traces frames.
@@ -39,6 +40,8 @@ from bench.common import camera_like, percentile, print_table, summary_ms, test_
 
 MODEL_S = 0.3
 REALTIME_PRIORITY = 50  # the SCHED_FIFO priority `make bench` compares with the default
+OLD_EXECUTOR = 'multi_threaded'  # the executor `make bench` compares with the default (auto)
+DEFAULT_VARIANT = {'executor': 'auto', 'realtime_priority': 0}
 RATE_HZ = 50.0
 PERIOD_S = 1.0 / RATE_HZ
 DECISION_S = 1.0 / 3.0
@@ -172,7 +175,7 @@ def latencies(twists: List[Any], frames: Dict[int, float],
 
 def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] = None,
                  compressed: bool = False, local_model: Optional[str] = None,
-                 priority: int = 0) -> Dict[str, Any]:
+                 priority: int = 0, executor: str = 'auto') -> Dict[str, Any]:
     """
     Run the node with the scripted 300 ms server, or with local_model in its own process.
 
@@ -186,7 +189,8 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     from support.scripted_policy_server import echo, hang, ScriptedPolicyServer
     params = {'policy.backend': 'openvla_http', 'policy.timeout_s': 2.0,
               'action_space': 'rt2', 'control_rate_hz': RATE_HZ, 'enabled_on_start': True,
-              'limits.max_linear_speed': 1.0, 'control.realtime_priority': priority}
+              'limits.max_linear_speed': 1.0, 'control.realtime_priority': priority,
+              'executor': executor}
     if resize:
         params['image.width'] = params['image.height'] = resize
     if compressed:
@@ -224,6 +228,7 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
            + (f' -> {resize}x{resize}' if resize else '')
            + (', local tiny model in the node' if local_model else ''),
            'realtime_priority': priority,
+           'executor': executor,
            'commands': len(items),
            'jitter_stamp': jitter([_stamp(i.msg) for i in items]),
            'jitter_arrival': jitter([i.wall for i in items]),
@@ -234,47 +239,63 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     return out
 
 
-def run_local(seconds: float, priority: int = 0) -> Dict[str, Any]:
+def run_local(seconds: float, priority: int = 0, executor: str = 'auto') -> Dict[str, Any]:
     """Run the node with the local backend on a tiny random checkpoint (~25 ms CPU each)."""
     import tempfile
     from rt2_ros.models.tiny_vla import save_tiny_vla, spec_from_args
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, 'tiny-rt2')
         save_tiny_vla(path, spec_from_args('rt2', 0))
-        return run_scenario(224, 224, seconds, local_model=path, priority=priority)
+        return run_scenario(224, 224, seconds, local_model=path, priority=priority,
+                            executor=executor)
+
+
+def variants(priorities: Sequence[int] = (0,),
+             executors: Sequence[str] = ('auto',)) -> List[Dict[str, Any]]:
+    """List the node settings to compare: each executor at priority 0, the first at the others."""
+    out = [{'executor': e, 'realtime_priority': 0} for e in executors]
+    out += [{'executor': executors[0], 'realtime_priority': p} for p in priorities if p]
+    return out
 
 
 def run(seconds: float = 10.0, quick: bool = False,
-        priorities: Sequence[int] = (0,)) -> Dict[str, Any]:
+        settings: Sequence[Dict[str, Any]] = (DEFAULT_VARIANT,)) -> Dict[str, Any]:
     """
-    Run every scenario once per control-thread priority, back to back.
+    Run every scenario once per node setting (executor, control-thread priority), back to back.
 
-    With two priorities (0 and a SCHED_FIFO one) each scenario's pair runs in alternating order,
-    so neither setting always gets the machine's quieter or busier moment.
+    Each scenario's settings run in an order that rotates from one scenario to the next, so no
+    setting always gets the machine's quieter or busier moment.
     """
     if quick:
-        return {'scenarios': [run_scenario(224, 224, 1.5, priority=priorities[0])]}
-    scenarios = [lambda p: run_scenario(224, 224, seconds, priority=p),
-                 lambda p: run_scenario(640, 480, seconds, resize=224, priority=p),
-                 lambda p: run_scenario(640, 480, seconds, resize=224, compressed=True,
-                                        priority=p),
-                 lambda p: run_local(seconds, priority=p)]
+        first = settings[0]
+        return {'scenarios': [run_scenario(224, 224, 1.5, priority=first['realtime_priority'],
+                                           executor=first['executor'])]}
+    scenarios = [lambda v: run_scenario(224, 224, seconds, priority=v['realtime_priority'],
+                                        executor=v['executor']),
+                 lambda v: run_scenario(640, 480, seconds, resize=224,
+                                        priority=v['realtime_priority'], executor=v['executor']),
+                 lambda v: run_scenario(640, 480, seconds, resize=224, compressed=True,
+                                        priority=v['realtime_priority'], executor=v['executor']),
+                 lambda v: run_local(seconds, priority=v['realtime_priority'],
+                                     executor=v['executor'])]
     results = []
+    count = len(settings)
     for index, scenario in enumerate(scenarios):
-        order = list(priorities) if index % 2 == 0 else list(reversed(priorities))
-        pair = {p: scenario(p) for p in order}
-        results.extend(pair[p] for p in priorities)
+        order = [(index + k) % count for k in range(count)]
+        done = {k: scenario(settings[k]) for k in order}
+        results.extend(done[k] for k in range(count))
     return {'scenarios': results}
 
 
 def print_results(results: Dict[str, Any]) -> None:
-    header = ['camera', 'prio', 'commands', 'jitter p50', 'jitter p99', 'arrival p99',
+    header = ['camera', 'executor', 'prio', 'commands', 'jitter p50', 'jitter p99', 'arrival p99',
               'bare loop p99', 'stopped', 'img->cmd -model p50', 'p99', 'to server',
               'answer->cmd']
     rows = []
     for s in results['scenarios']:
         latency = s['camera_to_command_minus_model']
-        rows.append([s['camera'], s.get('realtime_priority', 0), s['commands'],
+        rows.append([s['camera'], s.get('executor', 'multi_threaded'),
+                     s.get('realtime_priority', 0), s['commands'],
                      s['jitter_stamp']['p50_ms'],
                      s['jitter_stamp']['p99_ms'], s['jitter_arrival']['p99_ms'],
                      s['jitter_bare_loop']['p99_ms'], s['stopped_ticks'], latency['p50_ms'],
@@ -292,9 +313,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--compare-priority', type=int, default=0, metavar='N',
                         help='also run every scenario with the control thread at SCHED_FIFO '
                              'priority N (control.realtime_priority), side by side')
+    parser.add_argument('--compare-executor', default='', metavar='KIND',
+                        help='also run every scenario with this executor (auto, events, '
+                             'single_threaded, multi_threaded: the node parameter executor)')
     args = parser.parse_args(argv)
-    priorities = (0, args.compare_priority) if args.compare_priority else (0,)
-    results = run(args.seconds, args.quick, priorities)
+    executors = ('auto', args.compare_executor) if args.compare_executor else ('auto',)
+    results = run(args.seconds, args.quick, variants((0, args.compare_priority), executors))
     print(json.dumps(results) if args.json else '', end='')
     if not args.json:
         print_results(results)

@@ -372,6 +372,8 @@ def test_parameters_are_validated_and_live_limits_apply(rig):
         assert not result.successful and result.reason, name
     result = rig.h.set_parameters({'limits.workspace_min': [0.0, 0.0, 0.0]})[0]
     assert not result.successful and 'workspace_max' in result.reason
+    result = rig.h.set_parameters({'executor': 'multi_threaded'})[0]  # chosen at start-up
+    assert not result.successful and 'read-only' in result.reason
     assert rig.h.set_parameters({'limits.max_linear_speed': 0.03})[0].successful
     mark = rig.twists.mark()
     rig.twists.wait_count(25, since=mark, timeout=5)
@@ -387,7 +389,7 @@ def test_sigusr1_prints_every_thread_stack_and_the_arm_keeps_moving(rig):
     report = rig.node.post_mortem()
     assert 'running' in report.splitlines()[0], report[:300]
     assert 'rt2_ros/controller/ticker.py' in report, report  # the control thread
-    assert 'in spin_once' in report, report  # the executor in the main thread
+    assert 'rt2_ros/controller/node.py' in report and 'in main' in report, report  # its spin loop
     mark = rig.twists.mark()
     rig.twists.wait_count(10, since=mark, timeout=5)
     assert any(_speed(m) > 0 for m in rig.twists.messages(mark))
@@ -408,7 +410,7 @@ def test_sigint_stops_the_arm_and_exits_cleanly(rig):
 
 def test_invalid_startup_parameters_exit_with_a_clear_message():
     node = NodeProcess(params={'control_rate_hz': 0.0, 'output.mode': 'joints',
-                               'no_such.parameter': 1})
+                               'no_such.parameter': 1, 'executor': 'threads'})
     with node:
         code = node.wait_exit(60)
         log = node.log()
@@ -416,7 +418,34 @@ def test_invalid_startup_parameters_exit_with_a_clear_message():
     assert 'control_rate_hz = 0.0 is outside [1, 1000]' in log
     assert "output.mode = 'joints' is not one of twist, pose" in log
     assert 'no_such.parameter is not a parameter' in log
+    assert "executor = 'threads' is not one of auto, events, single_threaded" in log
     assert 'Traceback' not in log
+
+
+@pytest.mark.parametrize('kind', ['single_threaded', 'multi_threaded'])
+def test_every_executor_kind_drives_the_arm_at_the_control_rate_and_stops_on_e_stop(kind):
+    """The module's node runs the default (auto: events on this rclpy); the others work too."""
+    namespace = f'/rt2_{kind}'
+    with ScriptedPolicyServer() as server:
+        server.set_default(hang(0.3, then=action(MOVE)))
+        params = {'policy.url': server.url, 'action_space': 'rt2', 'control_rate_hz': RATE,
+                  'enabled_on_start': True, 'executor': kind}
+        with NodeProcess(params=params, namespace=namespace) as node, \
+                RosHarness(namespace=namespace) as h:
+            node.wait_for_log(f'executor: {kind}', timeout=60)
+            twists = h.record('servo/delta_twist_cmds', TwistStamped)
+            h.start_camera(rate_hz=30)
+            h.publish_estop(False)
+            h.publish_instruction('push the red block to the left')
+            twists.wait_for(_moving, timeout=30)
+            with StallProbe() as probe:
+                items = twists.wait_count(int(2.0 * RATE), since=twists.mark(), timeout=10)
+            _assert_steady(items, probe, f'control interval, executor {kind}', 0.99)
+            pressed = h.publish_estop(True)
+            first_zero = twists.wait_for(lambda m: not _moving(m), since=twists.mark(), timeout=5)
+            assert first_zero.wall - pressed <= BUDGET
+            h.stop_camera()
+            assert 'Traceback' not in node.log()
 
 
 def test_without_autostart_the_node_waits_for_lifecycle_commands_and_exits_on_shutdown():

@@ -16,8 +16,11 @@ adds is the ROS wiring:
   on wall-clock time, and as an rclpy timer under sim time (it must follow /clock). A lock makes
   a tick - compute and publish - and the e-stop mutually exclusive, so a motion command computed
   before an e-stop can never be published after the e-stop's stop command.
-- Two callback groups on a multi-threaded executor: the e-stop and the sim-time control timer
-  never wait behind image deserialization, services or diagnostics.
+- The executor is the EventsExecutor where rclpy has it and the single-threaded one before
+  Kilted (parameter `executor`, rt2_ros.ros.executors says why): the multi-threaded executor's
+  spinning held the control thread's GIL for tens of milliseconds. Two callback groups keep the
+  e-stop and the sim-time control timer apart from images, services and diagnostics when
+  `executor: multi_threaded` is chosen.
 - SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before
   the context shuts down.
 - The node can be composed in another process (`rt2 demo` builds it with a context and parameter
@@ -40,7 +43,7 @@ from rcl_interfaces.msg import (
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -61,6 +64,7 @@ from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
+from rt2_ros.ros.executors import make_executor
 from rt2_ros.ros.markers import build_markers
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -83,8 +87,11 @@ def _descriptor(spec: P.ParamSpec) -> ParameterDescriptor:
     text = spec.description
     if spec.unit:
         text += f' [{spec.unit}]'
-    text += ' (live)' if spec.live else ' (applied at configure)'
-    descriptor = ParameterDescriptor(name=spec.name, description=text)
+    if spec.startup:
+        text += ' (read at start-up)'
+    else:
+        text += ' (live)' if spec.live else ' (applied at configure)'
+    descriptor = ParameterDescriptor(name=spec.name, description=text, read_only=spec.startup)
     if spec.kind == 'double[]':
         descriptor.dynamic_typing = True  # [] has no element type; checked by params.py
         descriptor.additional_constraints = '[] or [x, y, z]'
@@ -724,7 +731,14 @@ def main(args: Optional[List[str]] = None) -> int:
         print(f'{NODE_NAME}: invalid parameters: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=3)
+    try:
+        executor, kind = make_executor(node.get_parameter('executor').value)
+    except ValueError as exc:
+        print(f'{NODE_NAME}: invalid parameters: {exc}', file=sys.stderr)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return 2
+    node.get_logger().info(f'executor: {kind}')
     executor.add_node(node)
     code = 0
     try:

@@ -6,8 +6,9 @@ ParameterDescriptor descriptions and ranges), validates overrides and runtime ch
 it, the launch-file tests check that every parameter a launch file sets exists, and the README's
 parameter table is generated from it (a test keeps the two in step). No rclpy here.
 
-`live` parameters take effect immediately when set at runtime; the others are read at configure
-time (deactivate, clean up, configure and activate again to apply them).
+`live` parameters take effect immediately when set at runtime; `startup` ones are read once when
+the process starts (read-only afterwards); the others are read at configure time (deactivate,
+clean up, configure and activate again to apply them).
 """
 from dataclasses import dataclass
 import math
@@ -28,6 +29,7 @@ class ParamSpec:
     high: Optional[float] = None
     choices: Tuple[str, ...] = ()
     live: bool = False
+    startup: bool = False  # read once when the process starts: read-only on a running node
 
     @property
     def kind(self) -> str:
@@ -156,6 +158,11 @@ PARAMS: Tuple[ParamSpec, ...] = (
     P('enabled_on_start', False,
       'Publish to actuator topics from the start (false = dry run until ~/enable)'),
     P('autostart', True, 'Configure and activate at start-up (lifecycle transitions)'),
+    P('executor', 'auto',
+      'rclpy executor of the node: auto (events where rclpy has it, Kilted and newer; '
+      'single_threaded before), events, single_threaded, multi_threaded (its busy spinning '
+      'delays the control thread by tens of ms)',
+      choices=('auto', 'events', 'single_threaded', 'multi_threaded'), startup=True),
 )
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 
@@ -252,6 +259,7 @@ def markdown_table() -> str:
         if spec.choices:
             parts.append(' / '.join(spec.choices))
         extent = ', '.join(parts)
-        lines.append(f'| `{spec.name}` | `{shown}` | {extent} | {"yes" if spec.live else ""} | '
+        live = 'yes' if spec.live else ('no, read at start-up' if spec.startup else '')
+        lines.append(f'| `{spec.name}` | `{shown}` | {extent} | {live} | '
                      f'{spec.description} |')
     return '\n'.join(lines)
