@@ -141,6 +141,20 @@ def _stamp(msg: Any) -> float:
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
+def _node_intervals(msg: Any) -> Dict[str, float]:
+    """
+    Read the node's control-interval percentiles (its last 500 ticks) and policy latency.
+
+    The stamp figures come from the commands this process received: a command lost between the
+    processes (a 640x480 raw camera stream floods DDS on this machine) shows up there as a long
+    interval. The node's figure counts every tick it ran, lost or not.
+    """
+    values = {kv.key: kv.value for kv in msg.status[0].values}
+    return {'p50': float(values['control interval p50 (ms)']),
+            'p99': float(values['control interval p99 (ms)']),
+            'policy_latency_p50': float(values['policy latency p50 (ms)'])}
+
+
 def jitter(times: List[float]) -> Dict[str, float]:
     intervals = [b - a for a, b in zip(times, times[1:])]
     out = summary_ms([abs(i - PERIOD_S) for i in intervals])
@@ -184,6 +198,7 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     """
     _environment()
     from contextlib import ExitStack
+    from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import TwistStamped
     from support.ros_harness import NodeProcess, RosHarness
     from support.scripted_policy_server import echo, hang, ScriptedPolicyServer
@@ -209,6 +224,7 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
                 RosHarness(namespace=namespace) as harness:
             node.wait_for_log('active', timeout=60)
             twists = harness.record('servo/delta_twist_cmds', TwistStamped)
+            diagnostics = harness.record('/diagnostics', DiagnosticArray)
             camera = TaggedCamera(harness, width, height, compressed=compressed)
             camera.start()
             try:
@@ -219,6 +235,8 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
                 baseline = start_baseline(seconds)
                 time.sleep(seconds)  # measuring a steady state over a fixed time
                 items = twists.items(mark)
+                inside = _node_intervals(diagnostics.wait_for(since=diagnostics.mark(),
+                                                              timeout=5).msg)
                 wakes = json.loads(baseline.communicate(timeout=60)[0])
             finally:
                 camera.stop()
@@ -230,6 +248,7 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
            'realtime_priority': priority,
            'executor': executor,
            'commands': len(items),
+           'node_interval_ms': inside,
            'jitter_stamp': jitter([_stamp(i.msg) for i in items]),
            'jitter_arrival': jitter([i.wall for i in items]),
            'jitter_bare_loop': jitter(wakes),
@@ -289,8 +308,8 @@ def run(seconds: float = 10.0, quick: bool = False,
 
 def print_results(results: Dict[str, Any]) -> None:
     header = ['camera', 'executor', 'prio', 'commands', 'jitter p50', 'jitter p99', 'arrival p99',
-              'bare loop p99', 'stopped', 'img->cmd -model p50', 'p99', 'to server',
-              'answer->cmd']
+              'node interval p99', 'bare loop p99', 'stopped', 'img->cmd -model p50', 'p99',
+              'to server', 'answer->cmd']
     rows = []
     for s in results['scenarios']:
         latency = s['camera_to_command_minus_model']
@@ -298,6 +317,7 @@ def print_results(results: Dict[str, Any]) -> None:
                      s.get('realtime_priority', 0), s['commands'],
                      s['jitter_stamp']['p50_ms'],
                      s['jitter_stamp']['p99_ms'], s['jitter_arrival']['p99_ms'],
+                     s['node_interval_ms']['p99'],
                      s['jitter_bare_loop']['p99_ms'], s['stopped_ticks'], latency['p50_ms'],
                      latency['p99_ms'], s['camera_to_server_p50_ms'],
                      s['answer_to_command_p50_ms']])
