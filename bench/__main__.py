@@ -32,10 +32,8 @@ def _run(name: str, quick: bool) -> Dict[str, Any]:
         return wire_formats.run(quick=quick)
     if name == 'control_loop':
         from bench import control_loop
-        # the defaults, the executor the node had before, and the real-time priority users can
-        # set, side by side
-        return control_loop.run(quick=quick, settings=control_loop.variants(
-            (0, control_loop.REALTIME_PRIORITY), ('auto', control_loop.OLD_EXECUTOR)))
+        settings = [control_loop.parse_setting(text) for text in control_loop.BENCH_SETTINGS]
+        return control_loop.run(quick=quick, settings=settings)
     from bench import serve_throughput
     argv = ['--rounds', '1', '--requests', '1', '--clients', '2'] if quick else []
     return serve_throughput.run(serve_throughput.parser().parse_args(argv))
@@ -70,14 +68,15 @@ def summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         for image, limit in (('224x224', 1.0), ('640x480', 3.0)):
             add(f'node overhead p50 ms, {label}, {image}', _overhead(overhead, path, image),
                 f'<= {limit:g}' if goal else '', limit if goal else None)
+    from bench import control_loop
     loop = results.get('control_loop', {}).get('scenarios', [])
     for scenario in loop:
         policy = '' if 'local' in scenario['camera'] else '300 ms policy, '
-        priority = scenario.get('realtime_priority', 0)
-        executor = scenario.get('executor', 'multi_threaded')
-        default = not priority and executor == 'auto'
-        thread = f', control.realtime_priority {priority}' if priority else ''
-        thread += '' if executor == 'auto' else f', executor {executor}'
+        setting = {'executor': scenario.get('executor', 'multi_threaded'),
+                   'realtime_priority': scenario.get('realtime_priority', 0)}
+        default = setting == control_loop.DEFAULT_SETTING
+        thread = '' if default else (f', executor {setting["executor"]}, '
+                                     f'control.realtime_priority {setting["realtime_priority"]}')
         add(f'control jitter p99 ms (stamps), {policy}camera {scenario["camera"]}{thread}',
             scenario['jitter_stamp']['p99_ms'], '<= 2' if default else '',
             2.0 if default else None)

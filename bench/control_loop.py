@@ -1,8 +1,8 @@
 """
 The real rt2_controller under a 300 ms policy: control-timer jitter, image-to-command latency.
 
-Run: .venv/bin/python -m bench.control_loop [--seconds 10] [--compare-priority 50]
-     [--compare-executor multi_threaded]
+Run: .venv/bin/python -m bench.control_loop [--seconds 10]
+     [--settings auto:50 auto:0 multi_threaded:0]   (executor:realtime_priority, side by side)
 
 A last scenario runs the node with the local backend on a tiny random checkpoint instead (about
 25 ms of CPU per decision, in the node's own process): jitter only, as nothing traces frames.
@@ -39,9 +39,11 @@ from typing import Any, Dict, List, Optional, Sequence
 from bench.common import camera_like, percentile, print_table, summary_ms, test_support_path
 
 MODEL_S = 0.3
-REALTIME_PRIORITY = 50  # the SCHED_FIFO priority `make bench` compares with the default
-OLD_EXECUTOR = 'multi_threaded'  # the executor `make bench` compares with the default (auto)
-DEFAULT_VARIANT = {'executor': 'auto', 'realtime_priority': 0}
+DEFAULT_SETTING = {'executor': 'auto', 'realtime_priority': 50}  # the node's defaults
+# what `make bench` runs side by side: the defaults; the default executor without the real-time
+# priority (a machine without CAP_SYS_NICE or an rtprio limit); the node as it was before the
+# executor parameter (multi-threaded, normal priority)
+BENCH_SETTINGS = ('auto:50', 'auto:0', 'multi_threaded:0')
 RATE_HZ = 50.0
 PERIOD_S = 1.0 / RATE_HZ
 DECISION_S = 1.0 / 3.0
@@ -189,7 +191,7 @@ def latencies(twists: List[Any], frames: Dict[int, float],
 
 def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] = None,
                  compressed: bool = False, local_model: Optional[str] = None,
-                 priority: int = 0, executor: str = 'auto') -> Dict[str, Any]:
+                 priority: int = 50, executor: str = 'auto') -> Dict[str, Any]:
     """
     Run the node with the scripted 300 ms server, or with local_model in its own process.
 
@@ -258,7 +260,7 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     return out
 
 
-def run_local(seconds: float, priority: int = 0, executor: str = 'auto') -> Dict[str, Any]:
+def run_local(seconds: float, priority: int = 50, executor: str = 'auto') -> Dict[str, Any]:
     """Run the node with the local backend on a tiny random checkpoint (~25 ms CPU each)."""
     import tempfile
     from rt2_ros.models.tiny_vla import save_tiny_vla, spec_from_args
@@ -269,16 +271,18 @@ def run_local(seconds: float, priority: int = 0, executor: str = 'auto') -> Dict
                             executor=executor)
 
 
-def variants(priorities: Sequence[int] = (0,),
-             executors: Sequence[str] = ('auto',)) -> List[Dict[str, Any]]:
-    """List the node settings to compare: each executor at priority 0, the first at the others."""
-    out = [{'executor': e, 'realtime_priority': 0} for e in executors]
-    out += [{'executor': executors[0], 'realtime_priority': p} for p in priorities if p]
-    return out
+def parse_setting(text: str) -> Dict[str, Any]:
+    """Read EXECUTOR:PRIORITY (e.g. auto:50) into the node parameters it stands for."""
+    from rt2_ros.ros.executors import EXECUTOR_KINDS
+    executor, _, priority = text.partition(':')
+    if executor not in EXECUTOR_KINDS or not priority.isdigit() or int(priority) > 99:
+        raise ValueError(f'{text!r}: expected EXECUTOR:PRIORITY with EXECUTOR one of '
+                         f'{", ".join(EXECUTOR_KINDS)} and PRIORITY 0..99')
+    return {'executor': executor, 'realtime_priority': int(priority)}
 
 
 def run(seconds: float = 10.0, quick: bool = False,
-        settings: Sequence[Dict[str, Any]] = (DEFAULT_VARIANT,)) -> Dict[str, Any]:
+        settings: Sequence[Dict[str, Any]] = (DEFAULT_SETTING,)) -> Dict[str, Any]:
     """
     Run every scenario once per node setting (executor, control-thread priority), back to back.
 
@@ -330,15 +334,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--seconds', type=float, default=10.0)
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--json', action='store_true')
-    parser.add_argument('--compare-priority', type=int, default=0, metavar='N',
-                        help='also run every scenario with the control thread at SCHED_FIFO '
-                             'priority N (control.realtime_priority), side by side')
-    parser.add_argument('--compare-executor', default='', metavar='KIND',
-                        help='also run every scenario with this executor (auto, events, '
-                             'single_threaded, multi_threaded: the node parameter executor)')
+    parser.add_argument('--settings', nargs='+', type=parse_setting, metavar='EXECUTOR:PRIORITY',
+                        default=[DEFAULT_SETTING],
+                        help='node settings to run every scenario with, side by side: the '
+                             'parameters executor and control.realtime_priority (default '
+                             'auto:50, the node defaults)')
     args = parser.parse_args(argv)
-    executors = ('auto', args.compare_executor) if args.compare_executor else ('auto',)
-    results = run(args.seconds, args.quick, variants((0, args.compare_priority), executors))
+    results = run(args.seconds, args.quick, args.settings)
     print(json.dumps(results) if args.json else '', end='')
     if not args.json:
         print_results(results)

@@ -71,10 +71,10 @@ PARAMS: Tuple[ParamSpec, ...] = (
       'Seconds one action step spans (its displacement is executed over it); 0 = the action '
       "space's 1 / nominal_rate_hz", 's', 0.0, 60.0),
     P('control_rate_hz', 50.0, 'Rate of the command stream to the robot', 'Hz', 1.0, 1000.0),
-    P('control.realtime_priority', 0,
-      'SCHED_FIFO priority of the control thread, 1..99 (needs CAP_SYS_NICE or an rtprio '
-      'limit; a warning and normal priority without; not under use_sim_time); 0 = normal '
-      'priority', '', 0, 99),
+    P('control.realtime_priority', 50,
+      "SCHED_FIFO priority of the control thread, 1..99, as ros2_control's thread_priority "
+      '(needs CAP_SYS_NICE or an rtprio limit; a warning and normal priority without; not '
+      'under use_sim_time); 0 = normal priority', '', 0, 99),
     P('limits.max_linear_speed', 0.1, 'End-effector speed limit', 'm/s', 0.0, 10.0,
       live=True),
     P('limits.max_angular_speed', 0.5, 'End-effector angular speed limit', 'rad/s', 0.0, 20.0,
