@@ -422,9 +422,9 @@ def test_invalid_startup_parameters_exit_with_a_clear_message():
     assert 'Traceback' not in log
 
 
-@pytest.mark.parametrize('kind', ['single_threaded', 'multi_threaded'])
+@pytest.mark.parametrize('kind', ['events', 'multi_threaded'])
 def test_every_executor_kind_drives_the_arm_at_the_control_rate_and_stops_on_e_stop(kind):
-    """The module's node runs the default (auto: events on this rclpy); the others work too."""
+    """The module's node runs the default (auto: single-threaded); the others work too."""
     namespace = f'/rt2_{kind}'
     with ScriptedPolicyServer() as server:
         server.set_default(hang(0.3, then=action(MOVE)))

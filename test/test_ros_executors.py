@@ -9,13 +9,13 @@ from rt2_ros.ros.executors import (
 )
 
 
-def test_auto_takes_the_events_executor_where_rclpy_has_it_and_single_threaded_otherwise():
-    assert resolve_executor_kind('auto', events_available=True) == 'events'
+def test_auto_is_the_single_threaded_executor_on_every_rclpy():
+    assert resolve_executor_kind('auto', events_available=True) == 'single_threaded'
     assert resolve_executor_kind('auto', events_available=False) == 'single_threaded'
 
 
 @pytest.mark.parametrize('kind', ['single_threaded', 'multi_threaded'])
-def test_an_explicit_kind_is_kept_whatever_rclpy_has(kind):
+def test_an_explicit_kind_is_kept_whatever_rclpy_has(kind):  # events: see the next test
     assert resolve_executor_kind(kind, events_available=True) == kind
     assert resolve_executor_kind(kind, events_available=False) == kind
 
@@ -56,13 +56,21 @@ def test_make_executor_builds_the_kind_asked_for(context, requested, expected):
         executor.shutdown(timeout_sec=1.0)
 
 
-def test_auto_builds_the_events_executor_on_this_rclpy(context):
-    if events_executor_class() is None:  # Humble, Jazzy: the single-threaded executor instead
-        expected_kind, expected_type = 'single_threaded', 'SingleThreadedExecutor'
-    else:  # Kilted's rclpy.experimental.EventsExecutor is a factory of a C++ class
-        expected_kind, expected_type = 'events', 'EventsExecutor'
+def test_auto_builds_the_single_threaded_executor(context):
     executor, kind = make_executor('auto', context=context)
     try:
-        assert kind == expected_kind and type(executor).__name__ == expected_type
+        assert kind == 'single_threaded' and type(executor) is SingleThreadedExecutor
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+
+
+def test_events_builds_rclpys_events_executor_where_it_exists(context):
+    if events_executor_class() is None:  # Humble, Jazzy
+        with pytest.raises(ValueError, match='Kilted or newer'):
+            make_executor('events', context=context)
+        return
+    executor, kind = make_executor('events', context=context)
+    try:  # Kilted's rclpy.experimental.EventsExecutor is a factory of a C++ class
+        assert kind == 'events' and type(executor).__name__ == 'EventsExecutor'
     finally:
         executor.shutdown(timeout_sec=1.0)

@@ -16,9 +16,9 @@ adds is the ROS wiring:
   on wall-clock time, and as an rclpy timer under sim time (it must follow /clock). A lock makes
   a tick - compute and publish - and the e-stop mutually exclusive, so a motion command computed
   before an e-stop can never be published after the e-stop's stop command.
-- The executor is the EventsExecutor where rclpy has it and the single-threaded one before
-  Kilted (parameter `executor`, rt2_ros.ros.executors says why): the multi-threaded executor's
-  spinning held the control thread's GIL for tens of milliseconds. Two callback groups keep the
+- The executor is rclpy's single-threaded one (parameter `executor`; rt2_ros.ros.executors
+  says why): the multi-threaded executor's spinning held the control thread's GIL for tens of
+  milliseconds. Two callback groups keep the
   e-stop and the sim-time control timer apart from images, services and diagnostics when
   `executor: multi_threaded` is chosen.
 - SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before

@@ -159,9 +159,9 @@ PARAMS: Tuple[ParamSpec, ...] = (
       'Publish to actuator topics from the start (false = dry run until ~/enable)'),
     P('autostart', True, 'Configure and activate at start-up (lifecycle transitions)'),
     P('executor', 'auto',
-      'rclpy executor of the node: auto (events where rclpy has it, Kilted and newer; '
-      'single_threaded before), events, single_threaded, multi_threaded (its busy spinning '
-      'delays the control thread by tens of ms)',
+      'rclpy executor of the node: auto (= single_threaded), single_threaded, events '
+      "(rclpy.experimental's EventsExecutor, Kilted and newer), multi_threaded (its busy "
+      'spinning delays the control thread by 5-40 ms)',
       choices=('auto', 'events', 'single_threaded', 'multi_threaded'), startup=True),
 )
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}

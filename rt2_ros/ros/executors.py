@@ -6,11 +6,16 @@ it waits for the GIL after each wake-up. rclpy's MultiThreadedExecutor keeps its
 in Python almost all the time: it rebuilds the wait set (every subscription's QoS event handlers
 included) for each callback it hands to its pool, and while a callback of a mutually exclusive
 group runs, the same entity is ready again at once and the loop goes round without blocking. In
-`python -m bench.control_loop` that held the control thread back by 10-40 ms at p99 and up to
+`python -m bench.control_loop` that held the control thread back by 5-40 ms at p99 and up to
 190 ms, on an otherwise idle machine where a bare loop saw under 1 ms. The single-threaded
-executor blocks in the middleware's wait between callbacks, and the EventsExecutor (rclpy
-Kilted and newer) dispatches from C++ with no per-callback Python wait set at all; with either,
-the control thread's p99 came down to 1-3 ms (figures in the README).
+executor blocks in the middleware's wait between callbacks; with it the control thread's p99
+came down to 1-3 ms (figures in the README).
+
+`auto` is the single-threaded executor on every distro, so what the tests run here is what runs
+on a Humble or Jazzy robot. rclpy's EventsExecutor (Kilted and newer, `rclpy.experimental`)
+dispatches from C++ and measured about as well, but it is experimental, and creating a
+subscription or client from another thread while it spins deadlocked here (Node.create_client
+waiting in _wake_executor): choose it with `events` knowing that.
 
 The node does not need callbacks to run in parallel: inference runs on its own worker threads
 and the control clock on its own thread; every executor callback is bookkeeping that takes
@@ -34,13 +39,12 @@ def resolve_executor_kind(requested: str, events_available: bool) -> str:
     """
     Return the executor kind to build for `requested`; ValueError saying what to use instead.
 
-    `auto` takes the EventsExecutor where rclpy has it and the single-threaded executor where it
-    does not: both keep the control thread's GIL waits short.
+    `events_available` matters only for `events`: `auto` is single_threaded everywhere.
     """
     if requested not in EXECUTOR_KINDS:
         raise ValueError(f"executor = {requested!r} is not one of {', '.join(EXECUTOR_KINDS)}")
     if requested == 'auto':
-        return 'events' if events_available else 'single_threaded'
+        return 'single_threaded'
     if requested == 'events' and not events_available:
         raise ValueError("executor = 'events' needs rclpy.experimental.EventsExecutor (rclpy of "
                          'ROS 2 Kilted or newer), which this rclpy lacks: use auto or '

@@ -239,15 +239,16 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
     Run the expert through the real topics against an rt2_sim process and record bags.
 
     The sim runs as its own process (`python -m rt2_ros.sim.node`); the expert and the recorder
-    run here in a multi-threaded executor. Episodes are started by setting the sim's `seed`
+    run here in one single-threaded executor (a multi-threaded executor's busy spinning starved
+    the expert's 50 Hz command timer to ~16 Hz). Episodes are started by setting the sim's `seed`
     (and `family`) parameters and calling its `~/reset` service. Returns one summary per
     episode (also written to out/index.json).
     """
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
     from rt2_ros.sim.episode_client_node import SimEpisodeClient
     from rt2_ros.sim.expert_node import ExpertNode
+    from rt2_ros.ros.executors import make_executor
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +260,7 @@ def record_demos(out: Path, episodes: int, split: str = 'train', family: Optiona
         stdout=sim_log, stderr=subprocess.STDOUT)
     context = rclpy.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor, _ = make_executor('auto', context=context)
     nodes: List[Node] = []
     results: List[Dict[str, Any]] = []
     single_open = False
