@@ -18,9 +18,8 @@ adds is the ROS wiring:
   before an e-stop can never be published after the e-stop's stop command.
 - The executor is rclpy's single-threaded one (parameter `executor`; rt2_ros.ros.executors
   says why): the multi-threaded executor's spinning held the control thread's GIL for tens of
-  milliseconds. Two callback groups keep the
-  e-stop and the sim-time control timer apart from images, services and diagnostics when
-  `executor: multi_threaded` is chosen.
+  milliseconds. Two callback groups keep the e-stop and the sim-time control timer apart from
+  images, services and diagnostics when `executor: multi_threaded` is chosen.
 - SIGINT/SIGTERM are handled here rather than by rclpy, so a stop command still goes out before
   the context shuts down.
 - The node can be composed in another process (`rt2 demo` builds it with a context and parameter

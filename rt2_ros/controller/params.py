@@ -161,7 +161,7 @@ PARAMS: Tuple[ParamSpec, ...] = (
     P('executor', 'auto',
       'rclpy executor of the node: auto (= single_threaded), single_threaded, events '
       "(rclpy.experimental's EventsExecutor, Kilted and newer), multi_threaded (its busy "
-      'spinning delays the control thread by 5-40 ms)',
+      'spinning delays the control thread; see the README)',
       choices=('auto', 'events', 'single_threaded', 'multi_threaded'), startup=True),
 )
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}

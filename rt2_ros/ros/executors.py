@@ -6,10 +6,10 @@ it waits for the GIL after each wake-up. rclpy's MultiThreadedExecutor keeps its
 in Python almost all the time: it rebuilds the wait set (every subscription's QoS event handlers
 included) for each callback it hands to its pool, and while a callback of a mutually exclusive
 group runs, the same entity is ready again at once and the loop goes round without blocking. In
-`python -m bench.control_loop` that held the control thread back by 5-40 ms at p99 and up to
-190 ms, on an otherwise idle machine where a bare loop saw under 1 ms. The single-threaded
-executor blocks in the middleware's wait between callbacks; with it the control thread's p99
-came down to 1-3 ms (figures in the README).
+`python -m bench.control_loop` that made the control jitter's p99 1-146 ms (median 13 ms) with
+ticks up to 190 ms late, on an otherwise idle machine where a bare loop saw under 1 ms. The
+single-threaded executor blocks in the middleware's wait between callbacks; with it the p99 came
+down to 1-3 ms (figures in the README).
 
 `auto` is the single-threaded executor on every distro, so what the tests run here is what runs
 on a Humble or Jazzy robot. rclpy's EventsExecutor (Kilted and newer, `rclpy.experimental`)
