@@ -276,8 +276,9 @@ def parse_setting(text: str) -> Dict[str, Any]:
     from rt2_ros.ros.executors import EXECUTOR_KINDS
     executor, _, priority = text.partition(':')
     if executor not in EXECUTOR_KINDS or not priority.isdigit() or int(priority) > 99:
-        raise ValueError(f'{text!r}: expected EXECUTOR:PRIORITY with EXECUTOR one of '
-                         f'{", ".join(EXECUTOR_KINDS)} and PRIORITY 0..99')
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: expected EXECUTOR:PRIORITY with EXECUTOR one of '
+            f'{", ".join(EXECUTOR_KINDS)} and PRIORITY 0..99')
     return {'executor': executor, 'realtime_priority': int(priority)}
 
 
