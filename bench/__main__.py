@@ -72,8 +72,7 @@ def summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     loop = results.get('control_loop', {}).get('scenarios', [])
     for scenario in loop:
         policy = '' if 'local' in scenario['camera'] else '300 ms policy, '
-        setting = {'executor': scenario.get('executor', 'multi_threaded'),
-                   'realtime_priority': scenario.get('realtime_priority', 0)}
+        setting = control_loop.scenario_setting(scenario)
         default = setting == control_loop.DEFAULT_SETTING
         thread = '' if default else (f', executor {setting["executor"]}, '
                                      f'control.realtime_priority {setting["realtime_priority"]}')

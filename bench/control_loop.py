@@ -191,7 +191,7 @@ def latencies(twists: List[Any], frames: Dict[int, float],
 
 def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] = None,
                  compressed: bool = False, local_model: Optional[str] = None,
-                 priority: int = 50, executor: str = 'auto') -> Dict[str, Any]:
+                 setting: Dict[str, Any] = DEFAULT_SETTING) -> Dict[str, Any]:
     """
     Run the node with the scripted 300 ms server, or with local_model in its own process.
 
@@ -206,8 +206,9 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     from support.scripted_policy_server import echo, hang, ScriptedPolicyServer
     params = {'policy.backend': 'openvla_http', 'policy.timeout_s': 2.0,
               'action_space': 'rt2', 'control_rate_hz': RATE_HZ, 'enabled_on_start': True,
-              'limits.max_linear_speed': 1.0, 'control.realtime_priority': priority,
-              'executor': executor}
+              'limits.max_linear_speed': 1.0,
+              'control.realtime_priority': setting['realtime_priority'],
+              'executor': setting['executor']}
     if resize:
         params['image.width'] = params['image.height'] = resize
     if compressed:
@@ -247,8 +248,8 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     out = {'camera': f'{width}x{height}' + (' JPEG' if compressed else ' raw')
            + (f' -> {resize}x{resize}' if resize else '')
            + (', local tiny model in the node' if local_model else ''),
-           'realtime_priority': priority,
-           'executor': executor,
+           'realtime_priority': setting['realtime_priority'],
+           'executor': setting['executor'],
            'commands': len(items),
            'node_interval_ms': inside,
            'jitter_stamp': jitter([_stamp(i.msg) for i in items]),
@@ -260,15 +261,14 @@ def run_scenario(width: int, height: int, seconds: float, resize: Optional[int] 
     return out
 
 
-def run_local(seconds: float, priority: int = 50, executor: str = 'auto') -> Dict[str, Any]:
+def run_local(seconds: float, setting: Dict[str, Any] = DEFAULT_SETTING) -> Dict[str, Any]:
     """Run the node with the local backend on a tiny random checkpoint (~25 ms CPU each)."""
     import tempfile
     from rt2_ros.models.tiny_vla import save_tiny_vla, spec_from_args
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, 'tiny-rt2')
         save_tiny_vla(path, spec_from_args('rt2', 0))
-        return run_scenario(224, 224, seconds, local_model=path, priority=priority,
-                            executor=executor)
+        return run_scenario(224, 224, seconds, local_model=path, setting=setting)
 
 
 def parse_setting(text: str) -> Dict[str, Any]:
@@ -291,17 +291,12 @@ def run(seconds: float = 10.0, quick: bool = False,
     setting always gets the machine's quieter or busier moment.
     """
     if quick:
-        first = settings[0]
-        return {'scenarios': [run_scenario(224, 224, 1.5, priority=first['realtime_priority'],
-                                           executor=first['executor'])]}
-    scenarios = [lambda v: run_scenario(224, 224, seconds, priority=v['realtime_priority'],
-                                        executor=v['executor']),
-                 lambda v: run_scenario(640, 480, seconds, resize=224,
-                                        priority=v['realtime_priority'], executor=v['executor']),
+        return {'scenarios': [run_scenario(224, 224, 1.5, setting=settings[0])]}
+    scenarios = [lambda v: run_scenario(224, 224, seconds, setting=v),
+                 lambda v: run_scenario(640, 480, seconds, resize=224, setting=v),
                  lambda v: run_scenario(640, 480, seconds, resize=224, compressed=True,
-                                        priority=v['realtime_priority'], executor=v['executor']),
-                 lambda v: run_local(seconds, priority=v['realtime_priority'],
-                                     executor=v['executor'])]
+                                        setting=v),
+                 lambda v: run_local(seconds, setting=v)]
     results = []
     count = len(settings)
     for index, scenario in enumerate(scenarios):
@@ -311,6 +306,12 @@ def run(seconds: float = 10.0, quick: bool = False,
     return {'scenarios': results}
 
 
+def scenario_setting(scenario: Dict[str, Any]) -> Dict[str, Any]:
+    """Return the node setting a scenario ran with (results from before had neither key)."""
+    return {'executor': scenario.get('executor', 'multi_threaded'),
+            'realtime_priority': scenario.get('realtime_priority', 0)}
+
+
 def print_results(results: Dict[str, Any]) -> None:
     header = ['camera', 'executor', 'prio', 'commands', 'jitter p50', 'jitter p99', 'arrival p99',
               'node interval p99', 'bare loop p99', 'stopped', 'img->cmd -model p50', 'p99',
@@ -318,8 +319,9 @@ def print_results(results: Dict[str, Any]) -> None:
     rows = []
     for s in results['scenarios']:
         latency = s['camera_to_command_minus_model']
-        rows.append([s['camera'], s.get('executor', 'multi_threaded'),
-                     s.get('realtime_priority', 0), s['commands'],
+        setting = scenario_setting(s)
+        rows.append([s['camera'], setting['executor'], setting['realtime_priority'],
+                     s['commands'],
                      s['jitter_stamp']['p50_ms'],
                      s['jitter_stamp']['p99_ms'], s['jitter_arrival']['p99_ms'],
                      s['node_interval_ms']['p99'],

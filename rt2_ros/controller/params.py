@@ -15,6 +15,7 @@ import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 POLICY_BACKENDS = ('openvla_http', 'openai', 'openpi', 'local')
+EXECUTOR_KINDS = ('auto', 'events', 'single_threaded', 'multi_threaded')  # rt2_ros.ros.executors
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ PARAMS: Tuple[ParamSpec, ...] = (
       'rclpy executor of the node: auto (= single_threaded), single_threaded, events '
       "(rclpy.experimental's EventsExecutor, Kilted and newer), multi_threaded (its busy "
       'spinning delays the control thread; see the README)',
-      choices=('auto', 'events', 'single_threaded', 'multi_threaded'), startup=True),
+      choices=EXECUTOR_KINDS, startup=True),
 )
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 

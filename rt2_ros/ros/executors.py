@@ -23,7 +23,7 @@ microseconds to a millisecond.
 """
 from typing import Any, Optional, Tuple
 
-EXECUTOR_KINDS: Tuple[str, ...] = ('auto', 'events', 'single_threaded', 'multi_threaded')
+from rt2_ros.controller.params import EXECUTOR_KINDS
 
 
 def events_executor_class() -> Optional[type]:
