@@ -495,3 +495,70 @@ def test_committed_recipes_load_and_are_the_bundled_checkpoints_recipes():
     for name in ('rt2_demo_vla', 'rt2_staged_vla'):
         assert TrainConfig.load(root / 'models' / name / 'training.json') == \
             TrainConfig.load(root / 'config' / 'training' / f'{name}.json'), name
+
+
+def test_device_names_mean_the_same_for_serving_and_training():
+    from rt2_ros.torch_device import resolve_device_name
+
+    assert resolve_device_name('auto', cuda_available=False) == 'cpu'
+    assert resolve_device_name('', cuda_available=True) == 'cuda'
+    assert resolve_device_name(' CUDA:1 ', cuda_available=True) == 'cuda:1'
+    assert resolve_device_name('cpu', cuda_available=True) == 'cpu'
+    with pytest.raises(ValueError, match='CUDA is not available'):
+        resolve_device_name('cuda:0', cuda_available=False)
+    for bad in ('gpu', 'cuda:', 'cuda:x', 'mps'):
+        with pytest.raises(ValueError, match=r'auto, cpu or cuda\[:N\]'):
+            resolve_device_name(bad, cuda_available=True)
+
+
+def test_training_device_defaults_to_fp32_on_the_cpu_and_refuses_what_is_not_there():
+    from rt2_ros.training.device import training_device, TrainDeviceError
+
+    cpu = training_device('cpu')
+    assert cpu.device.type == 'cpu' and cpu.autocast_dtype is None
+    assert cpu.describe() == {'device': 'cpu', 'device_name': 'CPU', 'precision': 'fp32'}
+    assert training_device('cpu', 'bf16').autocast_dtype == torch.bfloat16
+    with pytest.raises(TrainDeviceError, match='precision must be auto, fp32, bf16'):
+        training_device('cpu', 'fp16')
+    with pytest.raises(TrainDeviceError, match='device must be'):
+        training_device('gpu')
+    if not torch.cuda.is_available():
+        assert training_device('auto').device.type == 'cpu'
+        with pytest.raises(TrainDeviceError, match='CUDA is not available'):
+            training_device('cuda')
+
+
+def test_bf16_autocast_trains_fp32_weights_and_its_state_resumes_in_fp32(tmp_path, data_dir):
+    from rt2_ros.training.device import training_device
+
+    plain = new_run(tmp_path, data_dir, 'fp32')
+    plain.run()
+    out = tmp_path / 'bf16'
+    shutil.copytree(data_dir, out / 'data')
+    mixed = Trainer(tiny_config(), out, log=lambda _: None,
+                    device=training_device('cpu', 'bf16'))
+    mixed.prepare()
+    mixed.run(until=3)
+    assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
+    assert all(np.isfinite(h['loss']) for h in mixed.state.history)
+    # Another precision (or device) resumes the same recipe's state and finishes it.
+    resumed = Trainer(tiny_config(), out, log=lambda _: None)
+    assert resumed.load_state() and resumed.state.step == 3
+    resumed.prepare()
+    resumed.run()
+    assert resumed.state.step == tiny_config().steps
+    # autocast really ran: bf16 rounding gives other weights than the fp32 run's
+    reference = weights(plain)
+    assert any(not torch.equal(value, reference[key])
+               for key, value in weights(resumed).items())
+    report = json.loads((resumed.export(tmp_path / 'model') / 'training.json').read_text())
+    assert report['device'] == 'cpu' and report['precision'] == 'fp32'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
+def test_train_on_a_missing_gpu_fails_before_it_writes_anything(tmp_path):
+    from rt2_ros.cli.main import main
+
+    out = tmp_path / 'run'
+    assert main(['train', '--out', str(out), '--device', 'cuda', '--no-progress']) == 2
+    assert not out.exists()

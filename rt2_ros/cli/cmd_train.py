@@ -5,6 +5,7 @@
     rt2 train --out runs/robot-only --robot-only   # the ablation: no vision-language data
     rt2 train --out runs/x --stage 1:1500 --stage 2-5:1500 --steps 5600   # pointing stages first
     rt2 train --out runs/demo                      # again: resumes from the last checkpoint
+    rt2 train --out runs/demo --device cuda        # on a GPU (the default when there is one)
 
 Data (expert demonstrations of the `train` split, scene VQA) is generated into OUT/data and
 cached; the training state is saved to OUT/train_state.pt every --checkpoint-every steps, so an
@@ -18,6 +19,7 @@ import time
 
 from rt2_ros.cli.argtypes import positive_int
 from rt2_ros.cli.errors import UsageError
+from rt2_ros.torch_device import PRECISIONS
 
 
 def _fraction(text: str) -> float:
@@ -77,6 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--no-stages', action='store_true', help='no VQA-only stages')
     parser.add_argument('--learning-rate', type=float, help='peak learning rate')
     parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
+    parser.add_argument('--device', default='auto',
+                        help='auto (a GPU when there is one), cpu or cuda[:N]; a state saved on '
+                             'one device resumes on another')
+    parser.add_argument('--precision', default='auto', choices=PRECISIONS,
+                        help='forward-pass precision: auto is bf16 on a GPU that has it and '
+                             'fp32 on the CPU; weights stay fp32 either way')
     parser.add_argument('--workers', type=positive_int, help='processes generating robot data')
     parser.add_argument('--checkpoint-every', type=positive_int, help='steps between saved states')
     parser.add_argument('--until', type=positive_int, metavar='STEP',
@@ -122,10 +130,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f'{out} exists and is not a directory')
+    from rt2_ros.training.device import training_device, TrainDeviceError
     from rt2_ros.training.trainer import STATE_FILE, Trainer, TrainingError
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
+    try:  # before the run directory and minutes of data generation
+        device = training_device(args.device, args.precision)
+    except TrainDeviceError as exc:
+        raise UsageError(str(exc)) from None
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     def log(text: str) -> None:
         tqdm.write(text, file=sys.stderr)
 
-    trainer = Trainer(config, out, log=log)
+    trainer = Trainer(config, out, log=log, device=device)
     try:
         resumed = trainer.load_state()
     except TrainingError as exc:
@@ -159,8 +172,10 @@ def run(args: argparse.Namespace) -> int:
     sizes = ', '.join(f'{len(s)} {name}' for name, s in zip(trainer.stream_names(),
                                                             trainer.sets))
     millions = sum(p.numel() for p in trainer.model.parameters()) / 1e6
+    where = device.describe()
     log(f'data: {sizes} examples; model {millions:.2f} M '
-        f'parameters; {config.steps} steps of {config.batch_size}, seed {config.seed}')
+        f'parameters; {config.steps} steps of {config.batch_size}, seed {config.seed}; '
+        f'{where["device_name"]} ({where["device"]}), {where["precision"]}')
     bar = tqdm(total=config.steps, initial=trainer.state.step, desc='train', unit='step',
                disable=quiet, file=sys.stderr, dynamic_ncols=True)
 

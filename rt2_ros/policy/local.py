@@ -45,6 +45,7 @@ from rt2_ros.policy.base import (
     PolicyResult, PolicyTiming, PolicyUnavailable, validate_actions,
 )
 from rt2_ros.policy.prompts import PromptError, render_prompt, resolve_template
+from rt2_ros.torch_device import resolve_device_name
 import torch
 
 ACTION_SPACE_FILE = 'action_space.yaml'
@@ -109,14 +110,11 @@ def _read_config(model_dir: Path) -> Dict[str, Any]:
 
 def pick_device(requested: str) -> Tuple[torch.device, torch.dtype]:
     """auto: CUDA + bf16 when available, else CPU + fp32. cuda without a GPU is an error."""
-    choice = (requested or 'auto').lower()
-    if choice not in ('auto', 'cpu', 'cuda') and not choice.startswith('cuda:'):
-        raise PolicyUnavailable(f'device must be auto, cpu or cuda[:N], not {requested!r}')
-    if choice == 'auto':
-        choice = 'cuda' if torch.cuda.is_available() else 'cpu'
+    try:
+        choice = resolve_device_name(requested, torch.cuda.is_available())
+    except ValueError as exc:
+        raise PolicyUnavailable(str(exc)) from None
     if choice.startswith('cuda'):
-        if not torch.cuda.is_available():
-            raise PolicyUnavailable(f'device {requested!r} requested but CUDA is not available')
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.device(choice), dtype
     return torch.device('cpu'), torch.float32

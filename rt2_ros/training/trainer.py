@@ -6,6 +6,8 @@ Reproducible and resumable by construction:
   seeded permutations, so resuming at step k needs no sampler state and gives the same batches.
 - There is no dropout and no other randomness in a step; with the same torch thread count the
   same seed gives the same losses and weights (CPU kernels are deterministic for fixed threads).
+  On a GPU the run is the same recipe and batches, not bit for bit the same weights (CUDA's
+  reductions are not ordered, and bf16 autocast rounds differently).
 - The training state (weights, AdamW moments, step, loss history) is saved atomically every
   `checkpoint_every` steps and at DAgger rounds; generated data is cached next to it.
 - The learning rate is a function of the step (warm-up, then cosine), so it needs no state.
@@ -29,6 +31,7 @@ from rt2_ros.models.tiny_vla import (
 from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 from rt2_ros.training.batches import EncodedSet, make_batch, SequenceEncoder
 from rt2_ros.training.config import TrainConfig
+from rt2_ros.training.device import TrainDevice
 from rt2_ros.training.examples import concatenate, ExampleSet
 from rt2_ros.training.model import init_for_training, model_spec, parameter_count
 import torch
@@ -127,6 +130,13 @@ class OrdinalSmoothing:
                           ** 2)
         self.table = table / table.sum(1, keepdim=True)
 
+    def to(self, device: torch.device) -> 'OrdinalSmoothing':
+        """Move the lookup tables to the device the logits are on."""
+        self.ids = self.ids.to(device)
+        self.value_of = self.value_of.to(device)
+        self.table = self.table.to(device)
+        return self
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Soft cross-entropy over the integer tokens for (N, V) logits and (N,) labels."""
         values = self.value_of[labels.clamp(min=0, max=len(self.value_of) - 1)]
@@ -168,11 +178,16 @@ class Trainer:
     """Builds data and model for a recipe in an output directory, and trains."""
 
     def __init__(self, config: TrainConfig, out_dir: Path,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print,
+                 device: Optional[TrainDevice] = None) -> None:
+        """`device` defaults to the CPU in float32 (`rt2 train` picks a GPU when there is one)."""
         config.validate()
         self.config = config
         self.out = Path(out_dir)
         self.log = log
+        self.device = device or TrainDevice(torch.device('cpu'))
+        if self.device.device.type == 'cuda':
+            torch.set_float32_matmul_precision('high')  # TF32 for whatever is not autocast
         self.spec: TinyVLASpec = model_spec(config.model, config.seed)
         self.processor = build_processor(self.spec)
         self.tokenizer = self.processor.tokenizer
@@ -181,11 +196,12 @@ class Trainer:
         self.model = build_model(self.spec, len(self.tokenizer))
         if config.structured_init:
             init_for_training(self.model, self.tokenizer, self.spec)
+        self.model.to(self.device.device)
         self.model.train()
         integer_ids = self.tokenizer.convert_tokens_to_ids(
             [f'{SPACE_MARK}{k}' for k in range(self.spec.int_tokens)])
         self.smoothing = OrdinalSmoothing(integer_ids, config.ordinal_sigma,
-                                          config.ordinal_weight)
+                                          config.ordinal_weight).to(self.device.device)
         self.optimizer = self._optimizer()
         self.state = TrainState()
         self.sets: List[EncodedSet] = []
@@ -330,8 +346,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group['lr'] = lr
         picks = self.batch_picks(step)
-        batch = make_batch(self.sets, picks)
-        loss, per_row = answer_loss(self.model, batch, self.smoothing)
+        batch = {key: value.to(self.device.device, non_blocking=True)
+                 for key, value in make_batch(self.sets, picks).items()}
+        with self.device.autocast():
+            loss, per_row = answer_loss(self.model, batch, self.smoothing)
         loss.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -387,7 +405,7 @@ class Trainer:
             start = time.perf_counter()
             stage = self.export(self.out / f'dagger{k}-policy', final=False)
             policy = LocalTransformersPolicy(PolicyConfig(
-                backend='local', model_path=str(stage),
+                backend='local', model_path=str(stage), device=str(self.device.device),
                 extra={'torch_threads': self.config.threads}))
             self.model.train()
             self.log(f'DAgger round {k + 1}: rolling out {len(seeds)} train episodes')
@@ -439,6 +457,7 @@ class Trainer:
             'history': [{k: None if isinstance(v, float) and math.isnan(v) else v  # JSON
                          for k, v in h.items()} for h in self.state.history],
             'train_seed_ranges': [[r.start, r.stop] for r in self.config.train_seed_ranges()],
+            **self.device.describe(),
         }
         report.update(extra or {})
         (out / 'training.json').write_text(json.dumps(report, indent=2), encoding='utf-8')

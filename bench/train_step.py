@@ -1,0 +1,180 @@
+"""
+What one `rt2 train` optimizer step costs here, and how close it runs to the machine's peak.
+
+The demo VLA's training budget (90 minutes) buys a number of steps; this says how many, in fp32
+and with bf16 autocast, for the bundled recipe's model and a wider one, beside the GEMM rate the
+same device reaches on the model's own matrix shapes (the ceiling a faster step could approach).
+A step is the trainer's own: `answer_loss` forward, backward, gradient clipping and AdamW, on a
+batch in the trainer's layout (image tokens, a 20-token prompt, an 8-integer answer + eos).
+
+Run: .venv/bin/python -m bench.train_step [--widths 128 256] [--device cuda] [--quick] [--json]
+(on a lent GPU machine, scripts/gpu_check.sh runs it with the rest of the training path's check)
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any, Dict, List
+
+from bench import common
+
+RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config',
+                      'training', 'rt2_demo_vla.json')
+PROMPT_TOKENS = 20
+ANSWER_TOKENS = 9
+
+
+def _sync(device) -> None:
+    import torch
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _batch(spec, image_id: int, batch_size: int, device) -> Dict[str, Any]:
+    import torch
+    generator = torch.Generator().manual_seed(0)
+    n_img = spec.image_tokens
+    length = n_img + PROMPT_TOKENS + ANSWER_TOKENS
+    ids = torch.randint(300, 400, (batch_size, length), generator=generator)
+    ids[:, :n_img] = image_id
+    types = torch.zeros(batch_size, length, dtype=torch.long)
+    types[:, length - ANSWER_TOKENS:] = 1
+    batch = {
+        'input_ids': ids, 'attention_mask': torch.ones_like(ids), 'token_type_ids': types,
+        'pixel_values': torch.rand(batch_size, 3, spec.image_size, spec.image_size,
+                                   generator=generator) * 2 - 1,
+        'label_positions': torch.arange(length - ANSWER_TOKENS - 1, length - 1).repeat(
+            batch_size, 1),
+        'labels': ids[:, length - ANSWER_TOKENS:].clone(),
+        'ordinal': torch.zeros(batch_size, ANSWER_TOKENS, dtype=torch.bool),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _gemm_rate(rows: int, inner: int, cols: int, dtype, device, repeats: int) -> float:
+    """GFLOP/s of one (rows x inner) @ (inner x cols) product, median of `repeats`."""
+    import torch
+    a = torch.randn(rows, inner, dtype=dtype, device=device)
+    b = torch.randn(inner, cols, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 2.0 * rows * inner * cols / statistics.median(times) / 1e9
+
+
+def measure(width: int, precision: str, device_name: str, steps: int, batch_size: int
+            ) -> Dict[str, Any]:
+    """Time `steps` trainer steps of the recipe's model at `width` in `precision`."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from rt2_ros.models.tiny_vla import build_model, build_processor, IMAGE_ID
+    from rt2_ros.training.config import TrainConfig
+    from rt2_ros.training.device import training_device
+    from rt2_ros.training.model import init_for_training, model_spec, parameter_count
+    from rt2_ros.training.trainer import answer_loss
+
+    device = training_device(device_name, precision)
+    recipe = TrainConfig.load(RECIPE)
+    size = dict(recipe.model.to_dict(), vision_hidden=width, hidden=width)
+    spec = model_spec(type(recipe.model)(**size), recipe.seed)
+    tokenizer = build_processor(spec).tokenizer
+    model = build_model(spec, len(tokenizer))
+    init_for_training(model, tokenizer, spec)
+    model.to(device.device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = _batch(spec, IMAGE_ID, batch_size, device.device)
+
+    def step() -> None:
+        with device.autocast():
+            loss, _ = answer_loss(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as counter:
+        with device.autocast():
+            loss, _ = answer_loss(model, batch)
+        loss.backward()
+    optimizer.zero_grad(set_to_none=True)
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        _sync(device.device)
+        start = time.perf_counter()
+        step()
+        _sync(device.device)
+        times.append(time.perf_counter() - start)
+    median_s = statistics.median(times)
+    flops = counter.get_total_flops()
+    tokens = batch_size * batch['input_ids'].shape[1]
+    gemm_dtype = torch.bfloat16 if device.autocast_dtype is not None else torch.float32
+    return {
+        'width': width, 'precision': device.precision, 'device': str(device.device),
+        'parameters_m': round(parameter_count(model) / 1e6, 2), 'batch': batch_size,
+        'step_ms': round(1000 * median_s, 1),
+        'steps_in_90_min': int(90 * 60 / median_s),
+        'gflop_per_step': round(flops / 1e9, 2),
+        'gflop_per_s': round(flops / median_s / 1e9, 1),
+        'gemm_gflop_per_s': round(_gemm_rate(tokens, width, 4 * width, gemm_dtype,
+                                             device.device, max(5, steps)), 1),
+    }
+
+
+def run(widths: List[int], device: str = 'cpu', steps: int = 8, batch_size: int = 32,
+        threads: int = 1) -> Dict[str, Any]:
+    import torch
+    torch.set_num_threads(threads)
+    rows = []
+    for width in widths:
+        for precision in ('fp32', 'bf16'):
+            rows.append(measure(width, precision, device, steps, batch_size))
+    for row in rows:
+        fp32 = next(r for r in rows if r['width'] == row['width'] and r['precision'] == 'fp32')
+        row['speed_vs_fp32'] = round(fp32['step_ms'] / row['step_ms'], 2)
+        row['share_of_gemm_peak'] = round(row['gflop_per_s'] / row['gemm_gflop_per_s'], 2)
+    return {'machine': common.machine(), 'threads': threads, 'rows': rows}
+
+
+def print_results(results: Dict[str, Any]) -> None:
+    header = ['width', 'precision', 'params M', 'step ms', 'x fp32', 'steps in 90 min',
+              'GFLOP/step', 'GFLOP/s', 'GEMM GFLOP/s', 'share of GEMM']
+    rows = [[r['width'], r['precision'], r['parameters_m'], r['step_ms'], r['speed_vs_fp32'],
+             r['steps_in_90_min'], r['gflop_per_step'], r['gflop_per_s'],
+             r['gemm_gflop_per_s'], r['share_of_gemm_peak']] for r in results['rows']]
+    where = f"{results['rows'][0]['device']}, {results['threads']} thread(s)"
+    common.print_table(f'rt2 train step, batch {results["rows"][0]["batch"]} ({where}; '
+                       f'{results["machine"]["cpu"]})', header, rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--widths', type=int, nargs='+', default=[128, 256],
+                        help='vision and decoder width (128 is the bundled recipe)')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    parser.add_argument('--steps', type=int, default=8, help='timed steps per row')
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--quick', action='store_true', help='smoke test: tiny widths, 2 steps')
+    parser.add_argument('--json', action='store_true', help='print the results as JSON')
+    parser.add_argument('--json-out', metavar='FILE', help='also write the results here')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.widths, args.steps, args.batch_size = [32], 2, 4
+    results = run(args.widths, args.device, args.steps, args.batch_size, args.threads)
+    if args.json_out:
+        with open(args.json_out, 'w', encoding='utf-8') as out:
+            json.dump(results, out, indent=2)
+    return common.emit(results, args.json, print_results)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
