@@ -6,6 +6,7 @@ the valid seeds with libFuzzer's memory and per-input time limits, so a regressi
 crashes, hangs or balloons on a mutated seed fails CI. Long runs: see the script's docstring.
 """
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -24,5 +25,8 @@ def test_seeded_fuzzing_of_all_parsers_finds_no_crash_hang_or_memory_blowup(tmp_
          '-seed=1', str(corpus)], capture_output=True, text=True, timeout=300)
     tail = result.stderr[-3000:]
     assert result.returncode == 0, tail
-    assert 'Done 400 runs' in result.stderr, tail
+    # The budget must be spent. libFuzzer's final count can be one past -runs: a full suite run
+    # on a fresh clone printed 'Done 401 runs' where a run alone prints 400.
+    done = re.search(r'Done (\d+) runs', result.stderr)
+    assert done and int(done.group(1)) >= 400, tail
     assert len(list(corpus.iterdir())) >= 10  # the seeds were written and used
