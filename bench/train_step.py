@@ -4,8 +4,9 @@ What one `rt2 train` optimizer step costs here, and how close it runs to the mac
 The demo VLA's training budget (90 minutes) buys a number of steps; this says how many, in fp32
 and with bf16 autocast, for the bundled recipe's model and a wider one, beside the GEMM rate the
 same device reaches on the model's own matrix shapes (the ceiling a faster step could approach).
-A step is the trainer's own: `answer_loss` forward, backward, gradient clipping and AdamW, on a
-batch in the trainer's layout (image tokens, a 20-token prompt, an 8-integer answer + eos).
+A step is `Trainer.train_step` itself (batch assembly, forward, backward, clipping, AdamW) on
+robot examples in the robot data's layout (the RT-2 prompt, an 8-integer answer) with random
+images.
 
 Run: .venv/bin/python -m bench.train_step [--widths 128 256] [--device cuda] [--quick] [--json]
 (on a lent GPU machine, scripts/gpu_check.sh runs it with the rest of the training path's check)
@@ -21,8 +22,7 @@ from bench import common
 
 RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config',
                       'training', 'rt2_demo_vla.json')
-PROMPT_TOKENS = 20
-ANSWER_TOKENS = 9
+EXAMPLES = 256
 
 
 def _sync(device) -> None:
@@ -31,25 +31,37 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _batch(spec, image_id: int, batch_size: int, device) -> Dict[str, Any]:
-    import torch
-    generator = torch.Generator().manual_seed(0)
-    n_img = spec.image_tokens
-    length = n_img + PROMPT_TOKENS + ANSWER_TOKENS
-    ids = torch.randint(300, 400, (batch_size, length), generator=generator)
-    ids[:, :n_img] = image_id
-    types = torch.zeros(batch_size, length, dtype=torch.long)
-    types[:, length - ANSWER_TOKENS:] = 1
-    batch = {
-        'input_ids': ids, 'attention_mask': torch.ones_like(ids), 'token_type_ids': types,
-        'pixel_values': torch.rand(batch_size, 3, spec.image_size, spec.image_size,
-                                   generator=generator) * 2 - 1,
-        'label_positions': torch.arange(length - ANSWER_TOKENS - 1, length - 1).repeat(
-            batch_size, 1),
-        'labels': ids[:, length - ANSWER_TOKENS:].clone(),
-        'ordinal': torch.zeros(batch_size, ANSWER_TOKENS, dtype=torch.bool),
-    }
-    return {k: v.to(device) for k, v in batch.items()}
+def _trainer(width: int, precision: str, device_name: str, batch_size: int, threads: int,
+             scratch: str):
+    """
+    Return the recipe's Trainer at `width`, fed robot examples instead of generated data.
+
+    The examples are the robot data's layout - the RT-2 prompt of a sim instruction, an
+    8-integer answer - on random images, so `train_step` batches and steps exactly as in a run.
+    """
+    import numpy as np
+    from rt2_ros.training.batches import EncodedSet
+    from rt2_ros.training.config import TrainConfig
+    from rt2_ros.training.device import training_device
+    from rt2_ros.training.examples import ExampleSet
+    from rt2_ros.training.robot_data import action_prompt, bins_text
+    from rt2_ros.training.trainer import StreamSampler, Trainer
+
+    recipe = TrainConfig.load(RECIPE).to_dict()
+    recipe['model'].update(vision_hidden=width, hidden=width)
+    recipe.update(robot_fraction=1.0, batch_size=batch_size, threads=threads, dagger=[],
+                  stages=[])
+    trainer = Trainer(TrainConfig.from_dict(recipe), scratch, log=lambda _: None,
+                      device=training_device(device_name, precision))
+    rng = np.random.default_rng(0)
+    size = trainer.config.model.image_size
+    examples = ExampleSet(images=rng.integers(0, 256, (EXAMPLES, size, size, 3), np.uint8))
+    for k in range(EXAMPLES):
+        examples.add(k, action_prompt('place the red triangle on top of the blue cube'),
+                     bins_text(rng.integers(0, 256, 8)), 'robot')
+    trainer.sets = [EncodedSet(examples, trainer.encoder)]
+    trainer.samplers = [StreamSampler(EXAMPLES, trainer.config.seed, 0)]
+    return trainer
 
 
 def _gemm_rate(rows: int, inner: int, cols: int, dtype, device, repeats: int) -> float:
@@ -69,57 +81,37 @@ def _gemm_rate(rows: int, inner: int, cols: int, dtype, device, repeats: int) ->
     return 2.0 * rows * inner * cols / statistics.median(times) / 1e9
 
 
-def measure(width: int, precision: str, device_name: str, steps: int, batch_size: int
-            ) -> Dict[str, Any]:
+def measure(width: int, precision: str, device_name: str, steps: int, batch_size: int,
+            threads: int = 1) -> Dict[str, Any]:
     """Time `steps` trainer steps of the recipe's model at `width` in `precision`."""
+    import tempfile
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from rt2_ros.models.tiny_vla import build_model, build_processor, IMAGE_ID
-    from rt2_ros.training.config import TrainConfig
-    from rt2_ros.training.device import training_device
-    from rt2_ros.training.model import init_for_training, model_spec, parameter_count
-    from rt2_ros.training.trainer import answer_loss
+    from rt2_ros.training.batches import make_batch
+    from rt2_ros.training.model import parameter_count
 
-    device = training_device(device_name, precision)
-    recipe = TrainConfig.load(RECIPE)
-    size = dict(recipe.model.to_dict(), vision_hidden=width, hidden=width)
-    spec = model_spec(type(recipe.model)(**size), recipe.seed)
-    tokenizer = build_processor(spec).tokenizer
-    model = build_model(spec, len(tokenizer))
-    init_for_training(model, tokenizer, spec)
-    model.to(device.device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batch = _batch(spec, IMAGE_ID, batch_size, device.device)
-
-    def step() -> None:
-        with device.autocast():
-            loss, _ = answer_loss(model, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    with FlopCounterMode(display=False) as counter:
-        with device.autocast():
-            loss, _ = answer_loss(model, batch)
-        loss.backward()
-    optimizer.zero_grad(set_to_none=True)
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        _sync(device.device)
-        start = time.perf_counter()
-        step()
-        _sync(device.device)
-        times.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = _trainer(width, precision, device_name, batch_size, threads, scratch)
+        device = trainer.device
+        with FlopCounterMode(display=False) as counter:
+            trainer.train_step(0)
+        for step in (1, 2):
+            trainer.train_step(step)
+        times = []
+        for step in range(3, 3 + steps):
+            _sync(device.device)
+            start = time.perf_counter()
+            trainer.train_step(step)
+            _sync(device.device)
+            times.append(time.perf_counter() - start)
+        tokens = make_batch(trainer.sets, trainer.batch_picks(0))['input_ids'].numel()
+        parameters = parameter_count(trainer.model)
     median_s = statistics.median(times)
     flops = counter.get_total_flops()
-    tokens = batch_size * batch['input_ids'].shape[1]
     gemm_dtype = torch.bfloat16 if device.autocast_dtype is not None else torch.float32
     return {
         'width': width, 'precision': device.precision, 'device': str(device.device),
-        'parameters_m': round(parameter_count(model) / 1e6, 2), 'batch': batch_size,
+        'parameters_m': round(parameters / 1e6, 2), 'batch': batch_size,
         'step_ms': round(1000 * median_s, 1),
         'steps_in_90_min': int(90 * 60 / median_s),
         'gflop_per_step': round(flops / 1e9, 2),
@@ -131,12 +123,10 @@ def measure(width: int, precision: str, device_name: str, steps: int, batch_size
 
 def run(widths: List[int], device: str = 'cpu', steps: int = 8, batch_size: int = 32,
         threads: int = 1) -> Dict[str, Any]:
-    import torch
-    torch.set_num_threads(threads)
     rows = []
     for width in widths:
         for precision in ('fp32', 'bf16'):
-            rows.append(measure(width, precision, device, steps, batch_size))
+            rows.append(measure(width, precision, device, steps, batch_size, threads))
     for row in rows:
         fp32 = next(r for r in rows if r['width'] == row['width'] and r['precision'] == 'fp32')
         row['speed_vs_fp32'] = round(fp32['step_ms'] / row['step_ms'], 2)

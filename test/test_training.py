@@ -44,13 +44,13 @@ def data_dir(tmp_path_factory):
     return out / 'data'
 
 
-def new_run(tmp_path, data_dir, name, remake=(), **changes) -> Trainer:
+def new_run(tmp_path, data_dir, name, remake=(), device=None, **changes) -> Trainer:
     """Start a run on copies of the shared data; `remake` names data sets made afresh."""
     out = tmp_path / name
     shutil.copytree(data_dir, out / 'data')
     for data_set in remake:
         (out / 'data' / f'{data_set}.npz').unlink()
-    trainer = Trainer(tiny_config(**changes), out, log=lambda _: None)
+    trainer = Trainer(tiny_config(**changes), out, log=lambda _: None, device=device)
     trainer.load_state()
     trainer.prepare()
     return trainer
@@ -533,16 +533,12 @@ def test_bf16_autocast_trains_fp32_weights_and_its_state_resumes_in_fp32(tmp_pat
 
     plain = new_run(tmp_path, data_dir, 'fp32')
     plain.run()
-    out = tmp_path / 'bf16'
-    shutil.copytree(data_dir, out / 'data')
-    mixed = Trainer(tiny_config(), out, log=lambda _: None,
-                    device=training_device('cpu', 'bf16'))
-    mixed.prepare()
+    mixed = new_run(tmp_path, data_dir, 'bf16', device=training_device('cpu', 'bf16'))
     mixed.run(until=3)
     assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
     assert all(np.isfinite(h['loss']) for h in mixed.state.history)
     # Another precision (or device) resumes the same recipe's state and finishes it.
-    resumed = Trainer(tiny_config(), out, log=lambda _: None)
+    resumed = Trainer(tiny_config(), tmp_path / 'bf16', log=lambda _: None)
     assert resumed.load_state() and resumed.state.step == 3
     resumed.prepare()
     resumed.run()

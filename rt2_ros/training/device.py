@@ -7,7 +7,7 @@ CPU and the exported checkpoint is the same format either way.
 
 Defaults, measured with `python -m bench.train_step` (README, "What 90 minutes of this CPU
 buy"): on CUDA bf16 when the GPU has it; on the CPU float32 - autocast to bf16 made the bundled
-1.6 M model's step slower on an AMX Xeon (0.94x: at width 128 casting costs more than the faster
+1.6 M model's step slower on an AMX Xeon (0.88x: at width 128 casting costs more than the faster
 matrix products save) and about 1.45x faster only at width 256.
 """
 from contextlib import nullcontext
