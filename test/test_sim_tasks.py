@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from rt2_ros.sim.objects import COLOUR_OF_THINGS, SIZE_ORDER
 from rt2_ros.sim.splits import (
-    FAMILIES, HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, SPLITS, TEMPLATES, TRAIN_TEMPLATES,
+    FAMILIES, HELD_OUT_COMBOS, HELD_OUT_TEMPLATES, LADDER, ONE_BLOCK_FAMILIES, SPLITS, TEMPLATES,
+    TRAIN_TEMPLATES, TRAINING_SPLITS,
 )
 from rt2_ros.sim.tasks import CLOSEST_MARGIN, make_episode
 
@@ -54,9 +55,31 @@ def test_phrasing_splits_use_disjoint_templates():
     assert held_ids == set(HELD_OUT_TEMPLATES)
 
 
-def test_every_split_covers_every_family():
-    for name in SPLITS:
-        assert {e.task.family for e in episodes(name)} == set(FAMILIES), name
+def test_every_split_covers_its_families():
+    for name, split in SPLITS.items():
+        assert {e.task.family for e in episodes(name)} == set(split.families), name
+    assert set(SPLITS['one_block'].families) == set(ONE_BLOCK_FAMILIES) == {'pick', 'move_to'}
+    assert SPLITS['two_blocks'].families == FAMILIES
+
+
+def test_ladder_rungs_have_their_block_counts_and_differ_from_training():
+    for name, count in (('one_block', 1), ('train_one_block', 1), ('two_blocks', 2),
+                        ('train_two_blocks', 2)):
+        assert {len(e.blocks) for e in episodes(name)} == {count}, name
+    assert {len(e.blocks) for e in episodes('seen')} == {3, 4, 5}
+    assert LADDER[:3] == ('one_block', 'two_blocks', 'seen') and set(LADDER) <= set(SPLITS)
+    assert not set(LADDER) & set(TRAINING_SPLITS)
+    # a rung's scenes are not its training split's scenes
+    rung = {tuple(e.blocks[0].position.round(6)) for e in episodes('one_block')}
+    trained = {tuple(e.blocks[0].position.round(6)) for e in episodes('train_one_block')}
+    assert not rung & trained
+
+
+def test_existing_splits_keep_their_scenes():
+    # The rung splits added a field; the scenes of the old splits must not change.
+    episode = make_episode('seen', 3)
+    assert episode.task.instruction == 'push the red cube towards the green triangle'
+    assert len(episode.blocks) == 3
 
 
 def test_reasoning_referents_have_exactly_one_answer():

@@ -54,8 +54,8 @@ from rt2_ros.controller import params as P
 from rt2_ros.controller.annotate import annotate
 from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome, TickOutput
 from rt2_ros.controller.inference import InferencePool, InferenceReply, InferenceRequest
-from rt2_ros.controller.mapping import ActionMapper, GripperMap
-from rt2_ros.controller.safety import SafetyLimits, SafetyStage
+from rt2_ros.controller.mapping import ActionMapper
+from rt2_ros.controller.safety import SafetyStage
 from rt2_ros.controller.ticker import SteadyTicker
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import make_policy
@@ -213,22 +213,6 @@ class ControllerNode(LifecycleNode):
         period = float(values['decision_period_s'])
         return period if period > 0 else 1.0 / space.nominal_rate_hz
 
-    def _limits(self, values: Dict[str, Any], gripper: GripperMap) -> SafetyLimits:
-        low = values['limits.workspace_min'] or None
-        high = values['limits.workspace_max'] or None
-        return SafetyLimits(
-            max_linear_speed=values['limits.max_linear_speed'],
-            max_angular_speed=values['limits.max_angular_speed'],
-            max_base_linear_speed=values['limits.max_base_linear_speed'],
-            max_base_angular_speed=values['limits.max_base_angular_speed'],
-            workspace_min=None if low is None else tuple(float(v) for v in low),
-            workspace_max=None if high is None else tuple(float(v) for v in high),
-            gripper_min=gripper.low, gripper_max=gripper.high,
-            pose_timeout_s=values['watchdog.pose_timeout_s'],
-            lookahead_s=max(values['limits.workspace_lookahead_s'],
-                            1.0 / values['control_rate_hz']),
-            max_pose_lead_s=values['limits.max_pose_lead_s'])
-
     def _core_config(self, values: Dict[str, Any], decision_period: float,
                      control_rate: float, output_mode: str, max_in_flight: int) -> CoreConfig:
         return CoreConfig(
@@ -251,8 +235,8 @@ class ControllerNode(LifecycleNode):
 
     def _apply_live(self, values: Dict[str, Any]) -> None:
         rt = self._rt
-        gripper = GripperMap(values['gripper.open_position'], values['gripper.closed_position'])
-        limits = self._limits(values, gripper)
+        gripper = P.gripper_map(values)
+        limits = P.safety_limits(values)
         config = self._core_config(values, rt['decision_period'], rt['control_rate'],
                                    rt['output_mode'], rt['max_in_flight'])
         self.core.mapper.gripper = gripper
@@ -277,8 +261,14 @@ class ControllerNode(LifecycleNode):
             import importlib
             module_name, class_name = config.backend.split(':', 1)
             cls = getattr(importlib.import_module(module_name), class_name)
-            return [cls(config) for _ in range(count)]
-        return [make_policy(config) for _ in range(count)]
+            policies = [cls(config) for _ in range(count)]
+        else:
+            policies = [make_policy(config) for _ in range(count)]
+        for policy in policies:  # a backend that reads topics (the sim's expert) gets the node
+            attach = getattr(policy, 'attach_node', None)
+            if attach is not None:
+                attach(self)
+        return policies
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -297,9 +287,9 @@ class ControllerNode(LifecycleNode):
         space = load_action_space(values['action_space'])
         decision_period = self._decision_period(values, space)
         control_rate = float(values['control_rate_hz'])
-        gripper = GripperMap(values['gripper.open_position'], values['gripper.closed_position'])
+        gripper = P.gripper_map(values)
         mapper = ActionMapper(space, decision_period, gripper)
-        safety = SafetyStage(self._limits(values, gripper))
+        safety = SafetyStage(P.safety_limits(values))
         output_mode = values['output.mode']
         policy_config = self._policy_config(values)
         max_in_flight = int(values['inference.max_in_flight'])

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-POLICY_BACKENDS = ('openvla_http', 'openai', 'openpi', 'local')
+from rt2_ros.controller.mapping import GripperMap
+from rt2_ros.controller.safety import SafetyLimits
+
+POLICY_BACKENDS = ('openvla_http', 'openai', 'openpi', 'local', 'expert')
 EXECUTOR_KINDS = ('auto', 'events', 'single_threaded', 'multi_threaded')  # rt2_ros.ros.executors
 
 
@@ -48,7 +51,8 @@ class ParamSpec:
 P = ParamSpec
 PARAMS: Tuple[ParamSpec, ...] = (
     P('policy.backend', 'openvla_http',
-      'Policy backend: openvla_http, openai, openpi, local, or module:Class for your own '
+      'Policy backend: openvla_http, openai, openpi, local, expert (rt2_sim only), or '
+      'module:Class for your own '
       'rt2_ros.policy.base.Policy subclass'),
     P('policy.url', 'http://127.0.0.1:8000',
       'Server URL of a remote backend (OpenVLA REST, OpenAI-compatible, openpi websocket)'),
@@ -240,6 +244,35 @@ def check_all(values: Mapping[str, Any]) -> List[str]:
 
 def defaults() -> Dict[str, Any]:
     return {p.name: p.default for p in PARAMS}
+
+
+def gripper_map(values: Mapping[str, Any]) -> GripperMap:
+    """Return the gripper's openness -> joint position map from the gripper.* parameters."""
+    return GripperMap(values['gripper.open_position'], values['gripper.closed_position'])
+
+
+def safety_limits(values: Mapping[str, Any]) -> SafetyLimits:
+    """
+    Return the safety stage's limits from parameter values (every name of PARAMS).
+
+    The controller and the pure simulator's action executor both build their limits here, so
+    a parameter means the same in a rollout as on the robot.
+    """
+    gripper = gripper_map(values)
+    low = values['limits.workspace_min'] or None
+    high = values['limits.workspace_max'] or None
+    return SafetyLimits(
+        max_linear_speed=values['limits.max_linear_speed'],
+        max_angular_speed=values['limits.max_angular_speed'],
+        max_base_linear_speed=values['limits.max_base_linear_speed'],
+        max_base_angular_speed=values['limits.max_base_angular_speed'],
+        workspace_min=None if low is None else tuple(float(v) for v in low),
+        workspace_max=None if high is None else tuple(float(v) for v in high),
+        gripper_min=gripper.low, gripper_max=gripper.high,
+        pose_timeout_s=values['watchdog.pose_timeout_s'],
+        lookahead_s=max(values['limits.workspace_lookahead_s'],
+                        1.0 / values['control_rate_hz']),
+        max_pose_lead_s=values['limits.max_pose_lead_s'])
 
 
 def markdown_table() -> str:

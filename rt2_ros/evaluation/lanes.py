@@ -16,10 +16,9 @@ import time
 from typing import Any, Dict, List, Optional
 
 from rt2_ros.params_file import params_file_text
+from rt2_ros.sim.limits import SIM_LIMIT_PARAMS
 
 EXECUTABLE_MODULES = {'rt2_controller': 'rt2_ros.controller.node', 'rt2_sim': 'rt2_ros.sim.node'}
-SIM_REACH_MIN = [0.10, -0.40, 0.0]   # rt2_ros.sim.world.SimConfig reach, as the workspace box
-SIM_REACH_MAX = [0.75, 0.40, 0.40]
 
 
 def controller_params(policy: Dict[str, Any], decision_period_s: float) -> Dict[str, Any]:
@@ -30,17 +29,13 @@ def controller_params(policy: Dict[str, Any], decision_period_s: float) -> Dict[
     - inference.request_threshold 0, latency_aware false: observe, then act - the next decision
       is asked for when the previous step has been executed, so each decision sees its result
       (how the demo model's data was recorded; pipelining would show it mid-motion frames).
-    - limits: a tabletop arm's speeds that let a full 5 cm rt2 step run in one 0.2 s period
-      (0.25 m/s); the workspace box is the sim arm's reach (exercises the safety stage).
+    - limits: the simulator's preset (rt2_ros.sim.limits), the same as every other rollout.
     - enabled_on_start: no operator to call ~/enable; viz off to spare the CPU.
     """
     params = {
         'action_space': 'rt2',
         'decision_period_s': float(decision_period_s),
-        'limits.max_linear_speed': 0.3,
-        'limits.max_angular_speed': 1.5,
-        'limits.workspace_min': SIM_REACH_MIN,
-        'limits.workspace_max': SIM_REACH_MAX,
+        **SIM_LIMIT_PARAMS,
         'inference.request_threshold': 0.0,
         'inference.latency_aware': False,
         'enabled_on_start': True,

@@ -31,6 +31,7 @@ from rt2_ros.resources import find_data
 import yaml
 
 SPACES = ('rt2', 'openvla')
+VISION_STEMS = ('patch', 'film_conv')
 SPECIAL_TOKENS = ('<pad>', '<eos>', '<bos>', '<unk>', '<image>')  # Gemma's ids 0..3, then image
 PAD_ID, EOS_ID, BOS_ID, UNK_ID, IMAGE_ID = range(5)
 ACTION_BLOCK = 256
@@ -101,6 +102,9 @@ class TinyVLASpec:
     integer_tokens: bool = True
     words: Tuple[str, ...] = field(default_factory=lambda: DEFAULT_WORDS)
     max_positions: int = 1024
+    # 'patch': SigLIP's patch embedding (a stock PaliGemma); 'film_conv': the instruction-
+    # conditioned convolutional stem of rt2_ros.models.rt2_vla (model type rt2_vla).
+    vision_stem: str = 'patch'
 
     def validate(self) -> None:
         if self.space not in SPACES:
@@ -119,6 +123,15 @@ class TinyVLASpec:
             raise TinyVLAError(f'heads {self.heads} is not a multiple of kv_heads {self.kv_heads}')
         if not 0 <= self.int_tokens <= MAX_INT_TOKENS:
             raise TinyVLAError(f'int_tokens must be 0..{MAX_INT_TOKENS}')
+        if self.vision_stem not in VISION_STEMS:
+            raise TinyVLAError(f'unknown vision_stem {self.vision_stem!r}; choose one of '
+                               f'{", ".join(VISION_STEMS)}')
+        if self.vision_stem == 'film_conv':
+            from rt2_ros.models.rt2_vla import stem_strides
+            try:
+                stem_strides(self.patch_size)
+            except ValueError as exc:
+                raise TinyVLAError(str(exc)) from None
         if self.image_tokens + 64 > self.max_positions:
             raise TinyVLAError(f'max_positions {self.max_positions} leaves no room for text '
                                f'after {self.image_tokens} image tokens')
@@ -211,14 +224,18 @@ def build_model(spec: TinyVLASpec, vocab_size: int) -> Any:
         num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
         head_dim=spec.hidden // spec.heads, max_position_embeddings=spec.max_positions,
         pad_token_id=PAD_ID, eos_token_id=EOS_ID, bos_token_id=BOS_ID)
-    config = PaliGemmaConfig(
+    config_class, model_class = PaliGemmaConfig, PaliGemmaForConditionalGeneration
+    if spec.vision_stem == 'film_conv':
+        from rt2_ros.models.rt2_vla import Rt2VlaConfig, Rt2VlaForConditionalGeneration
+        config_class, model_class = Rt2VlaConfig, Rt2VlaForConditionalGeneration
+    config = config_class(
         vision_config=vision, text_config=text, image_token_index=IMAGE_ID,
         vocab_size=vocab_size, projection_dim=spec.hidden, hidden_size=spec.hidden,
         pad_token_id=PAD_ID, eos_token_id=EOS_ID, bos_token_id=BOS_ID)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(spec.seed)
     try:
-        model = PaliGemmaForConditionalGeneration(config)
+        model = model_class(config)
     finally:
         torch.random.set_rng_state(generator_state)
     model.generation_config.pad_token_id = PAD_ID

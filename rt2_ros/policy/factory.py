@@ -14,6 +14,7 @@ BACKENDS: Dict[str, str] = {
     'openai': 'rt2_ros.policy.openai_compat:OpenAICompatPolicy',
     'openpi': 'rt2_ros.policy.openpi_ws:OpenPiPolicy',
     'local': 'rt2_ros.policy.local:LocalTransformersPolicy',
+    'expert': 'rt2_ros.policy.expert:SimExpertPolicy',
 }
 
 

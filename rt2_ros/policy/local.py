@@ -265,6 +265,8 @@ class LocalTransformersPolicy(Policy):
         from transformers import AutoProcessor
         from transformers.utils import logging as hf_logging
 
+        import rt2_ros.models.rt2_vla  # noqa: F401 - registers model type rt2_vla
+
         hf_logging.disable_progress_bar()
         path = str(self.model_dir)
         common = {'local_files_only': True, 'trust_remote_code': self.trust_remote_code}

@@ -147,9 +147,10 @@ class ExpertNode(Node):
                 self._set_status('terminated')
                 self.finished.set()
                 return
-            linear, angular, gripper = self.executor_.velocities(values)
-            if gripper is not None:
-                self.gripper_pub.publish(Float64MultiArray(data=[float(gripper)]))
+            command = self.executor_.mapper.velocities(values)
+            if command.gripper is not None:
+                self.gripper_pub.publish(Float64MultiArray(data=[float(command.gripper)]))
+            linear, angular = command.linear, command.angular
             self._velocity = np.array([linear[0], linear[1], linear[2], angular[2]])
             self._period_end = self.get_clock().now() + Duration(seconds=self.period)
             self._publish_twist(self._velocity)

@@ -1,13 +1,13 @@
 """
-Pure (no ROS) rollouts: controller-equivalent action execution, episodes, demonstrations.
+Pure (no ROS) rollouts: the controller's action execution, episodes, demonstrations.
 
-Executing an action here means what `rt2_controller` does with it (docs/ARCHITECTURE.md): the
-translation and rotation are displacements over one decision period T, sent as a constant
-velocity delta / T (rotation: the roll-pitch-yaw delta's rotation vector / T) for the physics
-ticks of that period; the gripper dimension is an absolute target set at the start of the
-period; the terminate token ends the episode. Actions pass through the action codec's bins
-first, so a demonstration's action is exactly what its tokens decode to and a rollout here
-matches a closed loop over ROS up to message timing.
+Executing an action here is what `rt2_controller` does with it, with the controller's own parts:
+the action space's codec turns tokens into values, `ActionMapper` turns a step into velocities
+over one decision period T (rotation through the rotation vector; the gripper an absolute
+target), and `SafetyStage`, with the simulator's limits preset (rt2_ros.sim.limits), clamps every
+control tick against the measured end-effector pose before the command reaches the sim. The
+terminate token ends the episode. A rollout here therefore matches a closed loop over ROS up to
+message timing, and a demonstration's action is exactly what its tokens decode to.
 """
 from dataclasses import dataclass, field
 import functools
@@ -17,18 +17,26 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 
 from rt2_ros.actions import load_action_space, make_codec
+from rt2_ros.controller.mapping import ActionMapper
+from rt2_ros.controller.params import defaults, gripper_map
+from rt2_ros.controller.safety import PoseSample, SafetyLimits, SafetyStage
 from rt2_ros.sim.expert import ExpertNoise, ScriptedExpert
-from rt2_ros.sim.geometry import rpy_to_rotvec
+from rt2_ros.sim.limits import sim_safety_limits
 from rt2_ros.sim.render import CameraSpec, Renderer
+from rt2_ros.sim.splits import REGIONS
 from rt2_ros.sim.tasks import Episode, make_episode
 from rt2_ros.sim.world import SimConfig, TabletopSim
 
 DEFAULT_DECISION_RATE_HZ = 5.0
 DEFAULT_MAX_STEPS = 40
+CONTROL_RATE_HZ = 50.0  # rt2_controller's default control_rate_hz
 # The rows of Step.points: where each image point of a grounded plan comes from. The '_ground'
 # rows are the same places dropped onto the table (z = 0): there, image rows order points by x
 # and columns by y alone, where a point in the air also moves up the image with its height.
-POINT_ROWS = ('waypoint', 'fingertips', 'target', 'waypoint_ground', 'fingertips_ground')
+# 'goal' is where the task brings the block: the other block's top for place_on and
+# push_next_to, the region's goal point on the table for move_to, the block itself for pick.
+POINT_ROWS = ('waypoint', 'fingertips', 'target', 'waypoint_ground', 'fingertips_ground',
+              'goal')
 
 
 @functools.lru_cache(maxsize=8)
@@ -37,11 +45,16 @@ def _preset(name: str):
     return space, make_codec(space)
 
 
+def _yaw_quaternion(yaw: float) -> np.ndarray:
+    return np.array([0.0, 0.0, np.sin(yaw / 2.0), np.cos(yaw / 2.0)])
+
+
 class ActionExecutor:
-    """Turns rt2-space actions into sim velocity commands over one decision period."""
+    """Executes actions in the sim through the controller's codec, mapper and safety stage."""
 
     def __init__(self, decision_period_s: float = 1.0 / DEFAULT_DECISION_RATE_HZ,
-                 space: Union[str, object] = 'rt2') -> None:
+                 space: Union[str, object] = 'rt2', limits: Optional[SafetyLimits] = None,
+                 control_rate_hz: float = CONTROL_RATE_HZ) -> None:
         if isinstance(space, str):
             self.space, self.codec = _preset(space)
         else:
@@ -49,38 +62,18 @@ class ActionExecutor:
         self.period = float(decision_period_s)
         if not self.period > 0:
             raise ValueError('decision period must be positive')
-        self._t = self.space.indices('translation')
-        self._r = self.space.indices('rotation')
-        self._g = self.space.gripper_index
+        self.mapper = ActionMapper(self.space, self.period, gripper_map(defaults()))
+        self.safety = SafetyStage(limits or sim_safety_limits(control_rate_hz))
+        self.control_period = 1.0 / float(control_rate_hz)
         self._term = self.space.terminate_index
-        # The codec's per-dimension loop costs more than a physics step; for the RT-1 grid the
-        # same arithmetic vectorizes (tested equal to the codec).
-        dims = self.space.dimensions
-        self._fast = (self.space.binning == 'rt1_grid' and self.codec.unnormalizer is None)
-        self._low = np.array([d.low for d in dims])
-        self._high = np.array([d.high for d in dims])
-        self._steps = np.array([d.bins - 1 for d in dims], dtype=float)
-        self._discrete = np.array([d.is_discrete for d in dims])
-        self._round = 0.5 if self.space.rounding == 'nearest' else 0.0
 
     def quantize(self, values: Sequence[float]) -> np.ndarray:
         """Return the bins of an action (clipped to the space's bounds)."""
-        array = np.asarray(values, dtype=float)
-        if not self._fast or array.shape != self._low.shape or not np.all(np.isfinite(array)) \
-                or np.any(array[self._discrete] != np.rint(array[self._discrete])):
-            return self.codec.values_to_bins(array)
-        scaled = (np.clip(array, self._low, self._high) - self._low) / (self._high - self._low)
-        bins = np.floor(scaled * self._steps + self._round)
-        bins = np.where(self._discrete, np.clip(np.rint(array), 0, self._steps), bins)
-        return np.clip(bins, 0, self._steps).astype(np.int64)
+        return self.codec.values_to_bins(np.asarray(values, dtype=float))
 
     def values(self, bins: Sequence[int]) -> np.ndarray:
         """Return an action's values in the space's units from its bins."""
-        if not self._fast:
-            return self.codec.bins_to_values(bins)
-        array = np.asarray(bins, dtype=float)
-        grid = array / self._steps * (self._high - self._low) + self._low
-        return np.where(self._discrete, array, grid)
+        return self.codec.bins_to_values(bins)
 
     def decode(self, bins: Sequence[int]):
         return self.codec.from_bins(bins)
@@ -88,28 +81,28 @@ class ActionExecutor:
     def text(self, bins: Sequence[int]) -> str:
         return ' '.join(str(int(b)) for b in bins)
 
-    def velocities(self, values: np.ndarray):
-        """Return (linear m/s, angular rad/s, gripper position or None) for an action."""
-        linear = np.zeros(3)
-        for k, i in enumerate(self._t[:3]):
-            linear[k] = values[i] / self.period
-        rpy = [values[i] for i in self._r[:3]] + [0.0] * (3 - len(self._r[:3]))
-        angular = rpy_to_rotvec(*rpy) / self.period
-        gripper = None
-        if self._g is not None:
-            gripper = self.space.gripper_openness(float(values[self._g]))
-        return linear, angular, gripper
-
     def execute(self, sim: TabletopSim, bins: Sequence[int]) -> bool:
-        """Run one decision period in the sim; return True if the action says terminate."""
+        """
+        Run one decision period in the sim; return True if the action says terminate.
+
+        Like the controller's control loop: the step's velocities are checked by the safety
+        stage every control tick against the pose the arm has then, and the safe command is
+        what the sim integrates until the next tick.
+        """
         if self.is_terminate(bins):
             sim.stop()
             return True
-        linear, angular, gripper = self.velocities(self.values(bins))
-        if gripper is not None:
-            sim.set_gripper(gripper)
-        sim.set_velocity(linear, angular[2])
-        sim.step(self.ticks(sim))
+        command = self.mapper.velocities(self.values(bins))
+        physics = max(1, int(round(self.control_period * sim.config.physics_rate_hz)))
+        for _ in range(max(1, int(round(self.period / self.control_period)))):
+            g = sim.gripper
+            pose = PoseSample(np.array(g.position, dtype=float), _yaw_quaternion(g.yaw),
+                              sim.time)
+            safe = self.safety.check(command, sim.time, pose)
+            if safe.gripper is not None:
+                sim.set_gripper(safe.gripper)
+            sim.set_velocity(safe.linear, safe.angular[2])
+            sim.step(physics)
         sim.stop()
         return False
 
@@ -121,6 +114,7 @@ class ActionExecutor:
         return dim.labels[int(bins[self._term])] == 'terminate'
 
     def ticks(self, sim: TabletopSim) -> int:
+        """Physics ticks in one decision period."""
         return max(1, int(round(self.period * sim.config.physics_rate_hz)))
 
 
@@ -136,7 +130,7 @@ class Step:
     ee: np.ndarray            # fingertip x, y, z (base_link), yaw, gripper opening
     text: str = ''
     # Camera pixels (row, col) of the expert's waypoint, the fingertips, the top centre of the
-    # block the task acts on, and the first two on the table (5, 2; POINT_ROWS names the
+    # block the task acts on, the first two on the table and the goal (6, 2; POINT_ROWS names the
     # rows); only with expert_episode(points=True): what a grounded chain-of-thought plan writes.
     points: Optional[np.ndarray] = None
 
@@ -187,11 +181,19 @@ def plan_point_pixels(sim: TabletopSim, expert: ScriptedExpert,
 
     Call it before the expert acts on the state: the waypoint is the one that action heads for.
     """
-    block = sim.blocks[expert.task.target]
+    task = expert.task
+    block = sim.blocks[task.target]
     waypoint, tip = expert.plan(sim)[0], sim.ee_world()[0]
+    target = [block.position[0], block.position[1], block.top]
+    if task.reference is not None:
+        other = sim.blocks[task.reference]
+        goal = [other.position[0], other.position[1], other.top]
+    elif task.region is not None:
+        goal = list(REGIONS[task.region]['goal']) + [0.0]
+    else:
+        goal = target
     return renderer.pixels(sim, np.stack([
-        waypoint, tip, [block.position[0], block.position[1], block.top],
-        [waypoint[0], waypoint[1], 0.0], [tip[0], tip[1], 0.0]]))
+        waypoint, tip, target, [waypoint[0], waypoint[1], 0.0], [tip[0], tip[1], 0.0], goal]))
 
 
 def expert_episode(episode: Episode, render: bool = True, width: int = 224, height: int = 224,

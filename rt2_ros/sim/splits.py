@@ -8,6 +8,11 @@ even as distractors); `unseen_phrasing` uses instruction templates never used in
 the colour of a well-known thing - which robot data never does, so a model can only follow it by
 transferring what vision-language data taught it (the co-fine-tuning argument of the paper).
 
+Below `seen` sit two easier rungs, so any policy shows within minutes where it stands:
+`one_block` (a single block on the table: the families that need no second block) and
+`two_blocks` (one distractor, so the name matters). `train_one_block` and `train_two_blocks`
+are their training counterparts, for recipes that climb the ladder.
+
 Every episode is a pure function of (split, seed): the split's `salt` goes into the random
 generator, so seed 7 of `train` and seed 7 of `seen` are different scenes. Changing anything
 below changes the data sets built from it; treat it like a data-set version.
@@ -100,6 +105,7 @@ class Split:
     referents: Tuple[str, ...]
     # 'train': held-out combos never appear; 'held_out': the block to act on is a held-out combo.
     objects: str
+    block_counts: Tuple[int, ...] = (3, 4, 5)   # blocks per scene, drawn uniformly
 
 
 def _ids(held_out: bool) -> Tuple[str, ...]:
@@ -108,6 +114,14 @@ def _ids(held_out: bool) -> Tuple[str, ...]:
 
 
 TRAIN_TEMPLATES = _ids(held_out=False)
+# The families a scene with a single block allows (the others act on a second, named block).
+ONE_BLOCK_FAMILIES: Tuple[str, ...] = ('pick', 'move_to')
+
+
+def _family_templates(families: Tuple[str, ...]) -> Tuple[str, ...]:
+    return tuple(tid for tid in TRAIN_TEMPLATES if tid.split('/')[0] in families)
+
+
 HELD_OUT_TEMPLATES = _ids(held_out=True)
 
 SPLITS: Dict[str, Split] = {s.name: s for s in (
@@ -122,7 +136,19 @@ SPLITS: Dict[str, Split] = {s.name: s for s in (
     Split('reasoning', 'the block is named by a property: smallest, largest, closest to '
           'another block, colour of a known thing', 5, FAMILIES, TRAIN_TEMPLATES,
           REASONING_FORMS, 'train'),
+    Split('one_block', 'a single block on the table; pick and move_to, as in train', 6,
+          ONE_BLOCK_FAMILIES, _family_templates(ONE_BLOCK_FAMILIES), ('direct',), 'train', (1,)),
+    Split('two_blocks', 'the block to act on and one other block; every family, as in train',
+          7, FAMILIES, TRAIN_TEMPLATES, ('direct',), 'train', (2,)),
+    Split('train_one_block', 'training scenes of the one_block rung', 8, ONE_BLOCK_FAMILIES,
+          _family_templates(ONE_BLOCK_FAMILIES), ('direct',), 'train', (1,)),
+    Split('train_two_blocks', 'training scenes of the two_blocks rung', 9, FAMILIES,
+          TRAIN_TEMPLATES, ('direct',), 'train', (2,)),
 )}
+# The evaluation ladder, easiest first: where a policy stands, rung by rung.
+LADDER: Tuple[str, ...] = ('one_block', 'two_blocks', 'seen', 'unseen_objects',
+                           'unseen_phrasing', 'reasoning')
+TRAINING_SPLITS: Tuple[str, ...] = ('train', 'train_one_block', 'train_two_blocks')
 
 
 def get_split(name: str) -> Split:

@@ -24,7 +24,6 @@ from rt2_ros.sim.world import Block, GRIPPER, Gripper, SimConfig, TABLE, Tableto
 # Where blocks are placed at the start (world frame, metres).
 SPAWN_MIN = (0.27, -0.18)
 SPAWN_MAX = (0.53, 0.18)
-BLOCK_COUNTS = (3, 4, 5)
 MIN_GAP = 0.035          # between block footprints at the start
 CLOSEST_MARGIN = 0.05    # the closest block is this much closer than the runner-up
 PICK_LIFT = 0.06         # a picked block's bottom must be this high
@@ -235,7 +234,7 @@ def make_episode(split: str, seed: int, family: Optional[str] = None,
     referent = _pick(rng, spec.referents)
     # Drawn once: retrying a scene must not bias which regions (or tasks) come out.
     region = _pick(rng, sorted(REGIONS)) if family == 'move_to' else None
-    count = _pick(rng, BLOCK_COUNTS)
+    count = _pick(rng, spec.block_counts)
     for _ in range(500):
         specs = _draw_specs(rng, spec, count, referent)
         blocks = _place(rng, specs)

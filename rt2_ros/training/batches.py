@@ -45,7 +45,7 @@ def ordinal_positions(kind: str, tag: str, answer_length: int) -> List[int]:
     """
     if kind == 'robot' and answer_length == 9:
         return [1, 2, 3, 4, 5, 6]
-    if kind == 'vqa' and tag in ('point', 'point_gripper') and answer_length == 3:
+    if kind == 'vqa' and tag.startswith('point') and answer_length == 3:
         return [0, 1]
     return []
 

@@ -93,12 +93,17 @@ class TrainConfig:
     """Data, model and optimisation settings of `rt2 train`."""
 
     seed: int = 0
-    # -- robot data (sim `train` split) --
+    # -- robot data (a training split of the sim: train, train_one_block, train_two_blocks) --
+    robot_split: str = 'train'
+    robot_families: Optional[List[str]] = None  # force families (cycling over seeds)
     robot_episodes: int = 2500
     robot_first_seed: int = 0
     label: str = 'intended'            # DART: the expert's noise-free action as label
     robot_plan: str = 'none'           # else answers plan in image points, then act
     dagger: List[DaggerRound] = field(default_factory=list)
+    # share of each batch asking where the target, the gripper and the goal are on the robot
+    # frames themselves (robot_data.grounding_questions); 0 = none
+    grounding_fraction: float = 0.0
     # -- vision-language data --
     vqa_examples: int = 30000
     robot_fraction: float = 0.5        # share of each batch from robot data; 1.0 = robot only
@@ -127,6 +132,18 @@ class TrainConfig:
             raise TrainConfigError('robot_fraction must be in (0, 1]')
         if self.robot_fraction < 1.0 and self.vqa_examples < 1:
             raise TrainConfigError('robot_fraction < 1 needs vqa_examples > 0')
+        from rt2_ros.sim.splits import get_split, TRAINING_SPLITS
+        if self.robot_split not in TRAINING_SPLITS:
+            raise TrainConfigError(f'robot_split must be one of {", ".join(TRAINING_SPLITS)}, '
+                                   f'not {self.robot_split!r}')
+        if self.robot_families is not None:
+            allowed = get_split(self.robot_split).families
+            bad = [f for f in self.robot_families if f not in allowed]
+            if bad or not self.robot_families:
+                raise TrainConfigError(f'robot_families must be a non-empty list of '
+                                       f'{", ".join(allowed)} (split {self.robot_split})')
+        if not 0.0 <= self.grounding_fraction < 1.0:
+            raise TrainConfigError('grounding_fraction must be in [0, 1)')
         if self.label not in ('intended', 'executed'):
             raise TrainConfigError("label must be 'intended' or 'executed'")
         if self.robot_plan not in ROBOT_PLANS:

@@ -37,6 +37,7 @@ class ModelSize:
     heads: int = 4
     kv_heads: int = 1
     mlp_ratio: int = 4
+    vision_stem: str = 'patch'
 
     def to_dict(self) -> Dict[str, int]:
         return asdict(self)

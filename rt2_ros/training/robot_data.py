@@ -24,7 +24,7 @@ from rt2_ros.sim.rollout import (DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, ex
 from rt2_ros.sim.tasks import make_episode
 from rt2_ros.training.config import ROBOT_PLANS
 from rt2_ros.training.examples import ExampleSet, resize_image
-from rt2_ros.training.vqa import point_text
+from rt2_ros.training.vqa import point_text, vqa_prompt
 
 CAMERA_SIZE = 224  # the sim camera's default frame, which the processor then resizes
 
@@ -98,24 +98,56 @@ def answer_action(answer: str) -> str:
     return answer.rpartition('Action: ')[2]
 
 
-def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], str, bool]:
-    seed, split, noise, image_size, label, rate, max_steps, plan, render = job
-    episode = make_episode(split, int(seed))
+def grounding_questions(instruction: str, family: str,
+                        points: np.ndarray) -> List[Tuple[str, str, str]]:
+    """
+    Pointing questions about one robot frame: (prompt, answer, tag).
+
+    The skill a web-pretrained VLM brings to RT-2 and a model trained from scratch lacks is
+    finding what the instruction is about. Asked on the policy's own frames - where is the block
+    this instruction acts on, where is the gripper, where must the block go - the answers are
+    exactly the quantities an action is the difference of, in the pointing grid the scene-VQA
+    data uses (PaliGemma's detection tasks, for the sim).
+    """
+    where = {name: point_text(points[POINT_ROWS.index(name)], CAMERA_SIZE)
+             for name in ('target', 'fingertips', 'goal')}
+    out = [(vqa_prompt(f'where is the target to {instruction}?'), where['target'],
+            'point_target'),
+           (vqa_prompt('where is the gripper?'), where['fingertips'], 'point_gripper')]
+    if family != 'pick':
+        out.append((vqa_prompt(f'where is the goal to {instruction}?'), where['goal'],
+                    'point_goal'))
+    return out
+
+
+def episode_family(families: Optional[Sequence[str]], seed: int) -> Optional[str]:
+    """Return the family a robot-data seed is forced to (cycling), or None for the split's."""
+    return families[int(seed) % len(families)] if families else None
+
+
+def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], str, bool,
+                                      List[List[Tuple[str, str, str]]]]:
+    seed, split, noise, image_size, label, rate, max_steps, plan, render, family, grounding = job
+    episode = make_episode(split, int(seed), family=family)
     demo = expert_episode(episode, render=render, width=CAMERA_SIZE, height=CAMERA_SIZE,
                           decision_rate_hz=rate, max_steps=max_steps, noise=noise,
-                          points=plan != 'none')
+                          points=plan != 'none' or grounding)
     images = [resize_image(step.image, image_size) for step in demo.steps] if render else []
     labels = [bins_text(step.intended_bins if label == 'intended' else step.bins)
               for step in demo.steps]
     if plan != 'none':
         labels = [planned_answer(step.points, text, plan)
                   for step, text in zip(demo.steps, labels)]
-    return images, labels, [demo.instruction] * len(labels), demo.task['family'], demo.success
+    questions = [grounding_questions(demo.instruction, demo.task['family'], step.points)
+                 for step in demo.steps] if grounding else [[] for _ in demo.steps]
+    return (images, labels, [demo.instruction] * len(labels), demo.task['family'], demo.success,
+            questions)
 
 
 def _jobs(seeds: Sequence[int], split: str, noise_levels: Sequence[NoiseLevel], image_size: int,
           label: str, decision_rate_hz: float, max_steps: int, plan: str,
-          render: bool) -> List[Tuple]:
+          render: bool, families: Optional[Sequence[str]] = None,
+          grounding: bool = False) -> List[Tuple]:
     if label not in ('intended', 'executed'):
         raise ValueError("label must be 'intended' or 'executed'")
     if plan not in ROBOT_PLANS:
@@ -123,7 +155,8 @@ def _jobs(seeds: Sequence[int], split: str, noise_levels: Sequence[NoiseLevel], 
     if not noise_levels:
         raise ValueError('at least one noise level is needed')
     return [(int(seed), split, noise_levels[k % len(noise_levels)].to_noise(), int(image_size),
-             label, float(decision_rate_hz), int(max_steps), plan, render)
+             label, float(decision_rate_hz), int(max_steps), plan, render,
+             episode_family(families, seed), bool(grounding))
             for k, seed in enumerate(seeds)]
 
 
@@ -132,22 +165,28 @@ def robot_examples(seeds: Sequence[int], image_size: int, split: str = 'train',
                    label: str = 'intended', workers: int = 1,
                    decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
                    max_steps: int = DEFAULT_MAX_STEPS,
-                   progress: Optional[object] = None, plan: str = 'none') -> ExampleSet:
+                   progress: Optional[object] = None, plan: str = 'none',
+                   families: Optional[Sequence[str]] = None,
+                   grounding: bool = False) -> ExampleSet:
     """
     Run the expert on each seed (noise level cycling with the seed) and collect every step.
 
     label: 'intended' (noise-free action, the default) or 'executed'. plan: one of
-    ROBOT_PLANS (see planned_answer). progress, if given, is called with the number of
-    episodes finished so far.
+    ROBOT_PLANS (see planned_answer). families: force each seed's task family (cycling
+    through the list) instead of the split's draw. grounding: also ask the pointing questions
+    of grounding_questions about every frame (kind 'vqa', sharing the frame's image row).
+    progress, if given, is called with the number of episodes finished so far.
     """
     jobs = _jobs(seeds, split, noise_levels, image_size, label, decision_rate_hz, max_steps,
-                 plan, render=True)
+                 plan, render=True, families=families, grounding=grounding)
     images: List[np.ndarray] = []
     out = ExampleSet(images=np.zeros((0, image_size, image_size, 3), np.uint8))
-    for done, (frames, labels, instructions, family, _) in enumerate(
+    for done, (frames, labels, instructions, family, _, questions) in enumerate(
             _map(_episode_job, jobs, workers), start=1):
-        for frame, text, instruction in zip(frames, labels, instructions):
+        for frame, text, instruction, asked in zip(frames, labels, instructions, questions):
             out.add(len(images), action_prompt(instruction), text, 'robot', family)
+            for prompt, answer, tag in asked:
+                out.add(len(images), prompt, answer, 'vqa', tag)
             images.append(frame)
         if progress is not None:
             progress(done)
@@ -172,7 +211,7 @@ def replanned(examples: ExampleSet, seeds: Sequence[int], plan: str, split: str 
     jobs = _jobs(seeds, split, noise_levels, examples.images.shape[1], label, decision_rate_hz,
                  max_steps, plan, render=False)
     answers: List[str] = []
-    for _, labels, instructions, _, _ in _map(_episode_job, jobs, workers):
+    for _, labels, instructions, _, _, _ in _map(_episode_job, jobs, workers):
         for text, instruction in zip(labels, instructions):
             k = len(answers)
             if k >= len(examples) or examples.prompts[k] != action_prompt(instruction) or \

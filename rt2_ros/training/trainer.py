@@ -41,6 +41,7 @@ STATE_FILE = 'train_state.pt'
 DATA_DIR = 'data'
 EXPORT_DIR = 'model'
 ROBOT, VQA = 0, 1
+GROUNDING_STREAM = 100  # the grounding questions' sampler seed stream
 
 
 class TrainingError(RuntimeError):
@@ -252,13 +253,19 @@ class Trainer:
                 raise TrainingError(f'{name}: {exc}') from None
         robot_seeds = c.train_seed_ranges()[0]
         robot = self._cached('robot', lambda: robot_examples(
-            robot_seeds, size, label=c.label, workers=c.workers, plan=c.robot_plan,
+            robot_seeds, size, split=c.robot_split, label=c.label, workers=c.workers,
+            plan=c.robot_plan, families=c.robot_families, grounding=c.grounding_fraction > 0,
             progress=(lambda n: progress('robot episodes', n, len(robot_seeds)))
             if progress else None))
         parts = [robot]
         for k in range(self.state.dagger_done):
             parts.append(ExampleSet.load(str(self._data_path(f'dagger{k}'))))
         self.sets = [EncodedSet(concatenate(parts), self.encoder)]
+        # The robot set holds the actions and the grounding questions on the same frames;
+        # each is sampled as its own stream.
+        kinds = np.asarray(self.sets[ROBOT].examples.kinds)
+        self.robot_rows = np.flatnonzero(kinds == 'robot')
+        self.grounding_rows = np.flatnonzero(kinds != 'robot')
         if not c.robot_only:
             vqa = self._cached('vqa', lambda: vqa_examples(
                 c.vqa_examples, size, seed=c.seed, weights=c.vqa_questions,
@@ -274,7 +281,13 @@ class Trainer:
         # run and a co-fine-tuned one with the same stages are the same model when the stages end
         # (the paper's ablation: both start from one vision-language model).
         ids = list(range(len(self.sets) - len(c.stages))) + [2 + k for k in range(len(c.stages))]
-        self.samplers = [StreamSampler(len(s), c.seed, i) for s, i in zip(self.sets, ids)]
+        sizes = [len(self.robot_rows)] + [len(s) for s in self.sets[1:]]
+        self.samplers = [StreamSampler(n, c.seed, i) for n, i in zip(sizes, ids)]
+        self.grounding_sampler = StreamSampler(max(1, len(self.grounding_rows)), c.seed,
+                                               GROUNDING_STREAM)
+        if c.grounding_fraction > 0 and not len(self.grounding_rows):
+            raise TrainingError('grounding_fraction > 0 but the robot data has no grounding '
+                                'questions (data cached by a recipe without them?)')
         self._check_lengths()
 
     @property
@@ -331,13 +344,19 @@ class Trainer:
             stream = self.stage_streams[staged[0]]
             start = staged[1] * c.batch_size
             return [(stream, i) for i in self.samplers[stream].take(start, c.batch_size)]
-        n_robot = c.batch_size if c.robot_only else max(1, round(c.batch_size * c.robot_fraction))
-        counts = [n_robot] + ([c.batch_size - n_robot] if len(self.sets) > 1 else [])
-        picks = []
-        for stream, count in enumerate(counts):
+        n_ground = round(c.batch_size * c.grounding_fraction)
+        rest = c.batch_size - n_ground
+        n_robot = rest if c.robot_only else max(1, round(rest * c.robot_fraction))
+        counts = [n_robot] + ([rest - n_robot] if len(self.sets) > 1 else [])
+        picks = [(ROBOT, int(self.robot_rows[i]))
+                 for i in self.samplers[ROBOT].take(step * n_robot, n_robot)]
+        for stream, count in enumerate(counts[1:], start=1):
             if count:
                 start = step * count
                 picks += [(stream, i) for i in self.samplers[stream].take(start, count)]
+        if n_ground:
+            picks += [(ROBOT, int(self.grounding_rows[i]))
+                      for i in self.grounding_sampler.take(step * n_ground, n_ground)]
         return picks
 
     def train_step(self, step: int) -> StepLog:
@@ -355,7 +374,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        robot_rows = [k for k, (s, _) in enumerate(picks) if s == ROBOT]
+        robot_rows = [k for k, (s, i) in enumerate(picks)
+                      if s == ROBOT and self.sets[ROBOT].examples.kinds[i] == 'robot']
         robot_loss = float(per_row[robot_rows].detach().mean()) if robot_rows else float('nan')
         return StepLog(step, float(loss.detach()), robot_loss, lr, time.perf_counter() - tick)
 
@@ -478,9 +498,9 @@ class Trainer:
                 tags[tag] = tags.get(tag, 0) + 1
             entry: Dict[str, Any] = {'examples': len(data), 'images': int(len(
                 data.examples.images)), 'by_type': dict(sorted(tags.items()))}
-            if k == ROBOT and len(data):
-                bins = np.array([[int(v) for v in answer_action(a).split()]
-                                 for a in data.examples.answers])
+            if k == ROBOT and len(self.robot_rows):
+                bins = np.array([[int(v) for v in answer_action(data.examples.answers[i])
+                                  .split()] for i in self.robot_rows])
                 values = np.stack([executor.values(b) for b in bins])
                 entry['action'] = {
                     'names': list(executor.space.names),
