@@ -39,6 +39,7 @@ from rt2_ros.demo.plan import DemoSettings, PlannedEpisode, PolicyChoice
 from rt2_ros.demo.results import EpisodeResult
 from rt2_ros.ros.convert import image_msg_to_rgb, stamp_seconds
 from rt2_ros.sim.episode_client_node import SimEpisodeClient
+from rt2_ros.sim.limits import SIM_LIMIT_PARAMS
 from rt2_ros.sim.node import SimNode
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
@@ -47,8 +48,9 @@ RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 CLAMP_CAUSES = ('linear_speed', 'angular_speed', 'workspace')
 RESULT_CARD_S = 1.5
 # Controller settings of the demo (the user's --param values win): actuate from the start
-# (it is a simulator), no rviz markers (nobody looks at them here).
-DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0}
+# (it is a simulator), no rviz markers (nobody looks at them here), and the simulator's limits
+# preset, as every other rollout in the simulator has.
+DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0, **SIM_LIMIT_PARAMS}
 # A local model shares two cores with the sim here: one torch thread is the fastest (README).
 DEMO_LOCAL_PARAMETERS = {'policy.extra.torch_threads': 1}
 

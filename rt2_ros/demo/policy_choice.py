@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from rt2_ros.controller.params import POLICY_BACKENDS
 from rt2_ros.demo.plan import PolicyChoice
 from rt2_ros.models.bundled import bundled_model_path, is_model_dir
+from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 
 TINY_RANDOM_DIR = 'tiny-random'
 SPEC_FILE = 'tiny_vla.json'
@@ -75,6 +76,13 @@ def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
     if model is not None and backend not in (None, 'local'):
         raise ValueError('--model is for the local backend; use --url with --backend '
                          f'{backend}')
+    if backend == 'expert':
+        if url or model:
+            raise ValueError('--backend expert reads the simulator; it takes no --url or --model')
+        return PolicyChoice({'policy.backend': 'expert', 'action_space': 'rt2',
+                             'decision_period_s': 1.0 / DEFAULT_DECISION_RATE_HZ},
+                            "the simulator's scripted expert (reads the true world state)",
+                            None, 'scripted expert (privileged state)')
     if backend not in (None, 'local'):
         if ':' in backend:  # the user's own Policy class: it may or may not use a URL
             parameters = {'policy.backend': backend, 'action_space': action_space or 'rt2'}

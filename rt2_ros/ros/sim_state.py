@@ -5,6 +5,8 @@ rt2_sim publishes `~/state` (JSON world snapshot, stamped with the camera frame 
 for) after every frame and `~/episode` (latched: the task) on every reset. A decision is made on
 one frame, so the state asked for is the one with that frame's stamp; messages arrive in order,
 so once a newer state is here the asked-for one is not coming, and the next newer one is used.
+A frame from before the sim's latest reset shows a finished episode: the expert waits for the
+first frame of the new one instead of ending the new episode on the old picture.
 """
 from collections import OrderedDict
 import json
@@ -29,6 +31,7 @@ class SimStateFeed:
         self._node = node
         self._cond = threading.Condition()
         self._tasks: Dict[int, Dict[str, Any]] = {}
+        self._episode: Any = None
         self._states: 'OrderedDict[float, Dict[str, Any]]' = OrderedDict()
         self._subscriptions = [
             node.create_subscription(String, f'{sim_node}/episode', self._on_episode, LATCHED),
@@ -38,6 +41,7 @@ class SimStateFeed:
         info = json.loads(msg.data)
         with self._cond:
             self._tasks[int(info['episode'])] = info['task']
+            self._episode = int(info['episode'])
             self._cond.notify_all()
 
     def _on_state(self, msg: String) -> None:
@@ -51,9 +55,8 @@ class SimStateFeed:
 
     def _match(self, stamp: float) -> Any:
         for when, state in self._states.items():
-            if when >= stamp - 1e-7:
-                task = self._tasks.get(int(state['episode']))
-                return None if task is None else (task, state)
+            if when >= stamp - 1e-7 and int(state['episode']) == self._episode:
+                return self._tasks[self._episode], state
         return None
 
     def wait_for(self, stamp: float, timeout_s: float) -> Tuple[Dict[str, Any], Dict[str, Any]]:
