@@ -39,7 +39,7 @@ from rt2_ros.demo.plan import DemoSettings, PlannedEpisode, PolicyChoice
 from rt2_ros.demo.results import EpisodeResult
 from rt2_ros.ros.convert import image_msg_to_rgb, stamp_seconds
 from rt2_ros.sim.episode_client_node import SimEpisodeClient
-from rt2_ros.sim.limits import SIM_LIMIT_PARAMS
+from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS
 from rt2_ros.sim.node import SimNode
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
@@ -49,8 +49,9 @@ CLAMP_CAUSES = ('linear_speed', 'angular_speed', 'workspace')
 RESULT_CARD_S = 1.5
 # Controller settings of the demo (the user's --param values win): actuate from the start
 # (it is a simulator), no rviz markers (nobody looks at them here), and the simulator's limits
-# preset, as every other rollout in the simulator has.
-DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0, **SIM_LIMIT_PARAMS}
+# and decision presets, as every other rollout in the simulator has.
+DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0, **SIM_LIMIT_PARAMS,
+                              **SIM_DECISION_PARAMS}
 # A local model shares two cores with the sim here: one torch thread is the fastest (README).
 DEMO_LOCAL_PARAMETERS = {'policy.extra.torch_threads': 1}
 

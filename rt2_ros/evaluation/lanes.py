@@ -16,7 +16,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from rt2_ros.params_file import params_file_text
-from rt2_ros.sim.limits import SIM_LIMIT_PARAMS
+from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS
 
 EXECUTABLE_MODULES = {'rt2_controller': 'rt2_ros.controller.node', 'rt2_sim': 'rt2_ros.sim.node'}
 
@@ -26,18 +26,15 @@ def controller_params(policy: Dict[str, Any], decision_period_s: float) -> Dict[
     Return controller parameters for closed-loop evaluation in rt2_sim.
 
     - decision_period_s: the period the policy was trained at (the sim's demos use 0.2 s).
-    - inference.request_threshold 0, latency_aware false: observe, then act - the next decision
-      is asked for when the previous step has been executed, so each decision sees its result
-      (how the demo model's data was recorded; pipelining would show it mid-motion frames).
-    - limits: the simulator's preset (rt2_ros.sim.limits), the same as every other rollout.
+    - limits and decision timing: the simulator's presets (rt2_ros.sim.limits), the same as
+      every other rollout (observe, then act).
     - enabled_on_start: no operator to call ~/enable; viz off to spare the CPU.
     """
     params = {
         'action_space': 'rt2',
         'decision_period_s': float(decision_period_s),
         **SIM_LIMIT_PARAMS,
-        'inference.request_threshold': 0.0,
-        'inference.latency_aware': False,
+        **SIM_DECISION_PARAMS,
         'enabled_on_start': True,
         'autostart': True,
         'viz.rate_hz': 0.0,
