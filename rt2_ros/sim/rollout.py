@@ -1,7 +1,7 @@
 """
 Pure (no ROS) rollouts: controller-equivalent action execution, episodes, demonstrations.
 
-Executing an action here means what `rt2_controller` does with it (docs/ARCHITECTURE.md): the
+Executing an action here means what `rt2_controller` does with it (docs/architecture.md): the
 translation and rotation are displacements over one decision period T, sent as a constant
 velocity delta / T (rotation: the roll-pitch-yaw delta's rotation vector / T) for the physics
 ticks of that period; the gripper dimension is an absolute target set at the start of the
