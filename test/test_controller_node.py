@@ -384,7 +384,7 @@ def test_parameters_are_validated_and_live_limits_apply(rig):
 
 
 def test_sigusr1_prints_every_thread_stack_and_the_arm_keeps_moving(rig):
-    """`kill -USR1` is how the README says to see where a stuck node waits: it must not stop it."""
+    """`kill -USR1` shows where a stuck node waits (docs/controller.md): it must not stop it."""
     rig.moving()
     report = rig.node.post_mortem()
     assert 'running' in report.splitlines()[0], report[:300]

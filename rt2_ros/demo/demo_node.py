@@ -49,7 +49,7 @@ RESULT_CARD_S = 1.5
 # Controller settings of the demo (the user's --param values win): actuate from the start
 # (it is a simulator), no rviz markers (nobody looks at them here).
 DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0}
-# A local model shares two cores with the sim here: one torch thread is the fastest (README).
+# A local model shares the CPU with the sim: one torch thread is the fastest (docs/backends.md).
 DEMO_LOCAL_PARAMETERS = {'policy.extra.torch_threads': 1}
 
 
