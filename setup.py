@@ -38,7 +38,8 @@ def tree(source_dir: str) -> list:
 setup(
     name=PACKAGE,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*', 'experiments',
+                                    'experiments.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
