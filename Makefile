@@ -28,9 +28,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The pure-Python tests (no DDS, no training): the files listed in test/unit_tests.txt.
+# The pure-Python tests (no DDS, no training): the files listed in test/unit_tests.txt, less
+# those marked slow (make test runs them).
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest $$(grep -v '^#' test/unit_tests.txt) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not slow' $$(grep -v '^#' test/unit_tests.txt) $(PYTEST_ARGS)
 
 # Research code (experiments/README.md): its own suite, never part of make test.
 test-experiments: $(STAMP)
