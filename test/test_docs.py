@@ -224,3 +224,19 @@ def test_repository_paths_the_docs_name_exist(doc):
         if not (list(ROOT.glob(pattern)) or list(doc.parent.glob(pattern))):
             missing.append(name)
     assert not missing, f'{doc.relative_to(ROOT)} names paths that do not exist: {missing}'
+
+
+@pytest.mark.parametrize('page', sorted((ROOT / 'docs').glob('*.md')), ids=lambda p: p.name)
+def test_each_docs_page_opens_with_a_title_and_a_two_line_summary(page):
+    lines = page.read_text().split('\n')
+    assert lines[0].startswith('# ') and lines[1] == '', f'{page.name}: a title first'
+    assert lines[2] and lines[3] and lines[4] == '', f'{page.name}: then a two-line summary'
+
+
+def test_readme_is_one_short_page_in_the_order_a_new_user_reads_it():
+    text = (ROOT / 'README.md').read_text()
+    assert len(text.split('\n')) <= 300
+    headings = [line[3:] for line in text.split('\n') if line.startswith('## ')]
+    assert headings[:9] == ['Status', 'Safety', 'Tested platforms', 'Try it: two commands',
+                            'Install', 'Quick start on a MoveIt Servo robot',
+                            'Topics and services', 'Policy backends', 'Documentation']
