@@ -11,6 +11,19 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'rt2_ros'
 
+# pip extras, for installs without a ROS workspace (versions: requirements/lock.txt). In a
+# workspace rosdep installs what package.xml names; these are the parts it has no keys for.
+CORE = ['numpy', 'opencv-python-headless', 'requests', 'PyYAML']
+LOCAL = ['torch', 'transformers', 'tokenizers', 'safetensors', 'pillow']
+EXTRAS = {
+    'ros': CORE + ['ros-rclpy', 'ros-rmw-fastrtps-cpp', 'ros-sensor-msgs', 'ros-geometry-msgs',
+                   'ros-std-msgs', 'ros-std-srvs', 'ros-visualization-msgs',
+                   'ros-diagnostic-msgs', 'ros-nav-msgs', 'ros-ament-index-python'],
+    'local': CORE + LOCAL,
+    'serve': CORE + LOCAL + ['fastapi', 'uvicorn', 'websockets', 'msgpack', 'json-numpy'],
+    'bags': CORE + ['rosbags', 'matplotlib'],
+}
+
 
 def tree(source_dir: str) -> list:
     """Map every file below source_dir to share/rt2_ros/<same relative dir>."""
@@ -25,12 +38,14 @@ def tree(source_dir: str) -> list:
 setup(
     name=PACKAGE,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*', 'experiments',
+                                    'experiments.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
     ] + tree('launch') + tree('config') + tree('models'),
     install_requires=['setuptools'],
+    extras_require=EXTRAS,
     zip_safe=True,
     maintainer='rt2_ros maintainers',
     maintainer_email='maintainers@rt2-ros.invalid',

@@ -9,7 +9,7 @@ A last scenario runs the node with the local backend on a tiny random checkpoint
 
 Set-up: the scripted policy server of the tests (test/support, OpenVLA /act over loopback)
 answers every request after exactly 300 ms - asyncio sleeps, so the "model" costs no CPU and
-the figures show the node, not two processes fighting over this machine's two cores - with an
+the figures show the node, not two processes fighting over the machine's cores - with an
 action whose dx encodes which camera frame it saw (the frame number is written into the first
 pixel; the server's `echo` reply reads it back). rt2_controller runs as its own process with
 its default settings (50 Hz control, rt2 space at 3 Hz, asynchronous latency-aware requests,
@@ -148,8 +148,8 @@ def _node_intervals(msg: Any) -> Dict[str, float]:
     Read the node's control-interval percentiles (its last 500 ticks) and policy latency.
 
     The stamp figures come from the commands this process received: a command lost between the
-    processes (a 640x480 raw camera stream floods DDS on this machine) shows up there as a long
-    interval. The node's figure counts every tick it ran, lost or not.
+    processes (a 640x480 raw camera stream flooded Fast DDS on a 2-core VM) shows up there as
+    a long interval. The node's figure counts every tick it ran, lost or not.
     """
     values = {kv.key: kv.value for kv in msg.status[0].values}
     return {'p50': float(values['control interval p50 (ms)']),

@@ -9,7 +9,7 @@ robot examples in the robot data's layout (the RT-2 prompt, an 8-integer answer)
 images.
 
 Run: .venv/bin/python -m bench.train_step [--widths 128 256] [--device cuda] [--quick] [--json]
-(on a lent GPU machine, scripts/gpu_check.sh runs it with the rest of the training path's check)
+(on a GPU, scripts/gpu_check.sh runs it with the rest of the training path's check)
 """
 import argparse
 import json

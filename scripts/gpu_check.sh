@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The training path's GPU check, prepared as one call for a session that is lent a GPU machine:
-#     run(command="bash scripts/gpu_check.sh", timeout_s=540)
-# The machine's python3 already has torch and transformers; rt2_ros runs from the checkout.
+# The training path on a GPU, checked in one run:   bash scripts/gpu_check.sh
+# It needs python3 with torch (CUDA) and transformers; rt2_ros runs from the checkout.
 # It prints (and writes under $OUT): the train-step bench on the GPU at batch 32 and 256, then a
 # short `rt2 train` on the GPU end to end (data, bf16 steps, export) and a fast sim evaluation of
 # what it exported through the local backend on the GPU - a check of the path, not a score.
-# Here, without a GPU, `DEVICE=cpu SCALE=smoke bash scripts/gpu_check.sh` runs the same steps
+# Without a GPU, `DEVICE=cpu SCALE=smoke bash scripts/gpu_check.sh` runs the same steps
 # at toy size in about a minute (test_bench_smoke.py does).
 set -euo pipefail
 DEVICE=${DEVICE:-cuda}

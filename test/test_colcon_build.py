@@ -42,6 +42,17 @@ def test_ament_index_and_share(install_space):
             assert (share / config_file.relative_to(ROOT)).is_file(), config_file
 
 
+def test_only_the_default_model_and_no_research_is_installed(install_space):
+    from rt2_ros.models.bundled import BUNDLED_MODEL_NAME
+
+    share = install_space / 'share' / 'rt2_ros'
+    assert sorted(p.name for p in (share / 'models').iterdir()) == [BUNDLED_MODEL_NAME]
+    assert sorted(p.stem for p in (share / 'config' / 'training').iterdir()) == \
+        [BUNDLED_MODEL_NAME]
+    installed = [p.relative_to(install_space).as_posix() for p in install_space.rglob('*')]
+    assert not [p for p in installed if 'experiments' in p or 'probe' in p], installed[:20]
+
+
 def test_executables_in_lib(install_space):
     for name in ('rt2', 'rt2_controller', 'rt2_sim'):
         assert os.access(install_space / 'lib' / 'rt2_ros' / name, os.X_OK), name

@@ -167,7 +167,7 @@ def test_demo_launch_runs_the_bundled_model(monkeypatch):
     assert overrides['enabled_on_start'] is True
     bundled = bundled_model_path()
     if bundled is None:
-        pytest.skip('no bundled demo model under models/ yet (the demo-model issue adds it)')
+        pytest.skip('no bundled demo model under models/ (a checkout without it)')
     assert bundled == model, f'models/ holds {bundled.name}: set BUNDLED_MODEL_NAME to it'
     assert is_model_dir(model)
 
@@ -210,8 +210,3 @@ def test_rviz_layout_shows_the_controller_topics():
     assert topics['rviz_default_plugins/MarkerArray'] == '/rt2/rt2_controller/markers'
     assert topics['rviz_default_plugins/Image'] == '/rt2/rt2_controller/annotated_image'
     assert layout['Visualization Manager']['Global Options']['Fixed Frame'] == 'base_link'
-
-
-def test_readme_parameter_table_matches_the_node():
-    readme = (ROOT / 'README.md').read_text()
-    assert P.markdown_table() in readme, 'regenerate the README table from params.py'

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 RATE = 50.0
 PERIOD = 1.0 / RATE
-BUDGET = PERIOD + 0.1  # the issue's halt bound: one control period plus 100 ms
+BUDGET = PERIOD + 0.1  # the halt bound: one control period plus 100 ms
 # A command gap this long is a stall: a loop that waited for a 300 ms policy would leave one at
 # every decision. One is tolerated per window: a shared 2-core runner starves (or pages out)
 # the node's threads now and then, which a sleeping probe process does not always see.
@@ -123,7 +123,7 @@ class Rig:
         """
         Wait for the stop sequence after index `since`; return the first zero's arrival time.
 
-        Checks it is what the issue asks for: zero twists with fresh stamps for a few cycles,
+        Checks the documented halt: zero twists with fresh stamps for a few cycles,
         then silence (the node may resume later by itself, so silence is checked for 0.12 s).
         starved: the queue may have run dry before the halt (a hung policy), so the stop
         sequence can follow zero twists the node sent while waiting for a decision.
@@ -384,7 +384,7 @@ def test_parameters_are_validated_and_live_limits_apply(rig):
 
 
 def test_sigusr1_prints_every_thread_stack_and_the_arm_keeps_moving(rig):
-    """`kill -USR1` is how the README says to see where a stuck node waits: it must not stop it."""
+    """`kill -USR1` shows where a stuck node waits (docs/controller.md): it must not stop it."""
     rig.moving()
     report = rig.node.post_mortem()
     assert 'running' in report.splitlines()[0], report[:300]

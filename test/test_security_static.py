@@ -6,7 +6,7 @@ benchmarks, launch files) and refuses what can turn received or loaded bytes int
 and its relatives, marshal, eval/exec, yaml.load without a safe loader, torch.load without
 weights_only=True, numpy.load with allow_pickle=True, shell=True, and a literal
 trust_remote_code=True (the local backend enables it only when a checkpoint declares its own
-code, and says so in the README). A positive control proves the scan catches each pattern.
+code, and docs/backends.md says so). A positive control proves the scan catches each pattern.
 """
 import ast
 from pathlib import Path

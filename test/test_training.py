@@ -153,7 +153,7 @@ def assert_same_until_then_apart(a: Trainer, b: Trainer, step: int) -> None:
 
 
 def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_path, data_dir):
-    # rt2_reach_vla continues rt2_staged_vla's state where its two stages end: valid only if
+    # A run may continue another's state where its stages end: valid only if
     # adding a stage (and another VQA mix) to a recipe of the same length changes nothing before.
     base = new_run(tmp_path, data_dir, 'base', **staged())
     longer = staged(vqa_questions={'reach': 1.0})
@@ -164,7 +164,7 @@ def test_a_stage_appended_to_a_recipe_leaves_the_steps_before_it_unchanged(tmp_p
 
 
 def test_planned_robot_answers_leave_the_stages_unchanged(tmp_path, data_dir):
-    # rt2_plan_vla continues rt2_staged_vla's state where the stages end: valid only if
+    # A planned run may continue a plain run's state where the stages end: valid only if
     # writing plans in the robot answers changes nothing before the robot data is used.
     base = new_run(tmp_path, data_dir, 'base', **staged())
     planned = new_run(tmp_path, data_dir, 'planned', remake=('robot',), robot_plan='points',
@@ -484,15 +484,15 @@ def test_structured_init_orders_integer_tokens_and_patch_positions(tmp_path):
 
 def test_committed_recipes_load_and_are_the_bundled_checkpoints_recipes():
     # A recipe typo would surface only after minutes of data generation; a drifted recipe
-    # would no longer reproduce the checkpoint it sits beside.
+    # would no longer reproduce the checkpoint it sits beside. config/training holds exactly
+    # the recipes of the models the package installs.
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    recipes = sorted((root / 'config' / 'training').glob('*.json'))
-    assert len(recipes) >= 4
-    for recipe in recipes:
-        TrainConfig.load(recipe)
-    for name in ('rt2_demo_vla', 'rt2_staged_vla'):
+    recipes = sorted(p.stem for p in (root / 'config' / 'training').glob('*.json'))
+    models = sorted(p.name for p in (root / 'models').iterdir() if p.is_dir())
+    assert recipes == models
+    for name in recipes:
         assert TrainConfig.load(root / 'models' / name / 'training.json') == \
             TrainConfig.load(root / 'config' / 'training' / f'{name}.json'), name
 

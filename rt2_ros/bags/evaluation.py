@@ -127,7 +127,7 @@ def _round(value: Optional[float], digits: int = 9) -> Optional[float]:
 
 
 def score(results: List[StepResult], space: ActionSpace) -> Dict[str, Any]:
-    """Compute the report's numbers from per-step results (README "Testing from rosbags")."""
+    """Compute the report's numbers from per-step results (docs/bags.md)."""
     answered = [r for r in results if r.predicted is not None]
     failures: Dict[str, int] = {}
     for result in results:

@@ -1,7 +1,7 @@
 """
 Small rotations between the two forms the package uses.
 
-docs/ARCHITECTURE.md: an action's rotation delta is extrinsic roll-pitch-yaw about the output
+docs/architecture.md: an action's rotation delta is extrinsic roll-pitch-yaw about the output
 frame's axes (R = Rz(yaw) Ry(pitch) Rx(roll)); the controller sends it as the angular velocity
 rotvec / T. Turning recorded twists back into actions needs the inverse, and integrating several
 twists needs composition, so both live here (numpy only, no scipy dependency).

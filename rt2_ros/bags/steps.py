@@ -9,7 +9,7 @@ units. Two sources of "what was done":
   one step per action message, with the latest frame at or before it;
 - the executed commands (TwistStamped on `servo/delta_twist_cmds`, gripper `[position]` on
   `gripper/commands`): steps on a grid of one decision period T, the action being what the arm
-  was commanded to do over [t, t + T] - docs/ARCHITECTURE.md's meaning read backwards: the twists
+  was commanded to do over [t, t + T] - docs/architecture.md's meaning read backwards: the twists
   integrated over the period give the displacement (each twist held until the next one or until
   it goes stale, as MoveIt Servo does), the integrated rotation vector gives roll/pitch/yaw, the
   gripper target in force at t + T gives the gripper value, and the last step of an episode (the

@@ -257,7 +257,7 @@ def run_record(args: argparse.Namespace) -> int:
 # -- eval -------------------------------------------------------------------------------------
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group('policy (see README "Policy backends")')
+    group = parser.add_argument_group('policy (see docs/backends.md)')
     group.add_argument('--policy', required=True, metavar='BACKEND',
                        help='backend: local, openvla_http, openai, openpi')
     group.add_argument('--url', default='', help='server URL for remote backends')

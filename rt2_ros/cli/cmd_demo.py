@@ -131,8 +131,8 @@ def _parse_params(items: List[str]) -> Dict[str, Any]:
             continue
         spec = P.BY_NAME.get(name)
         if spec is None:
-            raise UsageError(f'--param {name}: not an rt2_controller parameter (see the README '
-                             'parameter table)')
+            raise UsageError(f'--param {name}: not an rt2_controller parameter (`rt2 params` '
+                             'lists them)')
         if spec.kind == 'double' and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if spec.kind == 'string' and not isinstance(value, str):

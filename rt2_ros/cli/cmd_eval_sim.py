@@ -9,7 +9,7 @@ By default every episode runs through `rt2_sim` and `rt2_controller` processes o
 controller's policy backend, action mapping and safety stage included - in `--lanes` parallel
 namespaces. `--fast` runs the same episodes in the pure simulator with the local backend, in
 lockstep batches: much quicker, the same action semantics, but no ROS; its report says
-`"mode": "fast"` and is not what the README's table reports.
+`"mode": "fast"`.
 """
 import argparse
 import json

@@ -3,7 +3,7 @@ The controller core: everything rt2_controller decides, without ROS.
 
 The node is a thin shell that feeds this object sensor events, hands its inference requests to
 worker threads, and publishes what tick() returns. Keeping the decisions here means every
-behaviour the issue promises - watchdogs, halts, the e-stop latch, dry run, asynchronous
+behaviour the node promises - watchdogs, halts, the e-stop latch, dry run, asynchronous
 requests, chunk merging, safety on every step - is exercised by plain unit tests with a fake
 clock, and the ROS tests only have to show that the wiring is right.
 

@@ -1,7 +1,7 @@
 """
 From an action step in the action space's units to velocities and a gripper joint position.
 
-The contract (docs/ARCHITECTURE.md): translation and rotation dimensions are displacements over
+The contract (docs/architecture.md): translation and rotation dimensions are displacements over
 one decision period T, executed as the constant velocity delta / T; rotation deltas are extrinsic
 roll/pitch/yaw converted through the rotation vector; the gripper dimension is an absolute target
 mapped by the space to an openness in [0, 1] and by the controller parameters to a joint

@@ -161,7 +161,7 @@ class ControllerNode(LifecycleNode):
                    and n not in ('use_sim_time', 'start_type_description_service')
                    and not n.startswith('qos_overrides.')]
         for name in unknown:
-            errors.append(f'{name} is not a parameter of {NODE_NAME} (see the README table)')
+            errors.append(f'{name} is not a parameter of {NODE_NAME} (`rt2 params` lists them)')
         if not errors:
             errors = P.check_all(self.values())
         if errors:

@@ -3,7 +3,7 @@ rt2_controller's parameters as data: name, default, unit, range, choices, descri
 
 One table drives everything that must agree: the node declares its parameters from it (with
 ParameterDescriptor descriptions and ranges), validates overrides and runtime changes against
-it, the launch-file tests check that every parameter a launch file sets exists, and the README's
+it, the launch-file tests check that every parameter a launch file sets exists, and the docs'
 parameter table is generated from it (a test keeps the two in step). No rclpy here.
 
 `live` parameters take effect immediately when set at runtime; `startup` ones are read once when
@@ -166,7 +166,7 @@ PARAMS: Tuple[ParamSpec, ...] = (
     P('executor', 'auto',
       'rclpy executor of the node: auto (= single_threaded), single_threaded, events '
       "(rclpy.experimental's EventsExecutor, Kilted and newer), multi_threaded (its busy "
-      'spinning delays the control thread; see the README)',
+      'spinning delays the control thread; see docs/latency.md)',
       choices=EXECUTOR_KINDS, startup=True),
 )
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
@@ -276,7 +276,7 @@ def safety_limits(values: Mapping[str, Any]) -> SafetyLimits:
 
 
 def markdown_table() -> str:
-    """Render the README's parameter table."""
+    """Render the parameter table of docs/controller.md (`rt2 params` prints it)."""
     lines = ['| parameter | default | unit / range | live | description |',
              '|---|---|---|---|---|']
     for spec in PARAMS:

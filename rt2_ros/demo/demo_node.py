@@ -52,7 +52,7 @@ RESULT_CARD_S = 1.5
 # and decision presets, as every other rollout in the simulator has.
 DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0, **SIM_LIMIT_PARAMS,
                               **SIM_DECISION_PARAMS}
-# A local model shares two cores with the sim here: one torch thread is the fastest (README).
+# A local model shares the CPU with the sim: one torch thread is the fastest (docs/backends.md).
 DEMO_LOCAL_PARAMETERS = {'policy.extra.torch_threads': 1}
 
 

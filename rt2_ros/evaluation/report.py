@@ -2,7 +2,7 @@
 The evaluation report (`rt2 eval-sim --json`): success with Wilson intervals, latency, seeds.
 
 One schema for both paths, with `mode` saying which produced it: `ros` (rt2_sim +
-rt2_controller over DDS - the numbers the README reports) or `fast` (the pure lockstep sim,
+rt2_controller over DDS) or `fast` (the pure lockstep sim,
 for quick checks only).
 """
 from collections import OrderedDict

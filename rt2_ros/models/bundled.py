@@ -1,7 +1,7 @@
 """
 Where the bundled demo model lives: the one place that knows its directory name.
 
-The demo model (issue #7) is trained in the project and committed under `models/`, which is
+The demo model is trained with `rt2 train` and shipped under `models/`, which is
 installed to share/rt2_ros/models. `rt2 demo` and launch/rt2_sim_demo.launch.py find it through
 this module, so renaming the directory touches one constant. A directory counts as a model only
 when it holds the files the local backend needs to load it with its own action meaning
@@ -15,7 +15,7 @@ from rt2_ros.resources import find_data
 
 MODELS_DIR = 'models'
 # Directory name of the bundled demo model under models/ (preferred when several are present).
-BUNDLED_MODEL_NAME = 'rt2_demo_vla'  # the name the demo-model issue uses under models/
+BUNDLED_MODEL_NAME = 'rt2_demo_vla'
 REQUIRED_FILES = ('config.json', 'action_space.yaml')
 
 

@@ -9,7 +9,7 @@ group runs, the same entity is ready again at once and the loop goes round witho
 `python -m bench.control_loop` that made the control jitter's p99 1-146 ms (median 13 ms) with
 ticks up to 190 ms late, on an otherwise idle machine where a bare loop saw under 1 ms. The
 single-threaded executor blocks in the middleware's wait between callbacks; with it the p99 came
-down to 1-3 ms (figures in the README).
+down to 1-3 ms (figures in docs/latency.md).
 
 `auto` is the single-threaded executor on every distro, so what the tests run here is what runs
 on a Humble or Jazzy robot. rclpy's EventsExecutor (Kilted and newer, `rclpy.experimental`)

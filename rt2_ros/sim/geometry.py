@@ -118,7 +118,7 @@ def rpy_to_rotvec(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """
     Convert an extrinsic roll-pitch-yaw (about fixed x, y, z) to a rotation vector.
 
-    The controller sends omega = rotvec / T for a rotation action (docs/ARCHITECTURE.md); the pure
+    The controller sends omega = rotvec / T for a rotation action (docs/architecture.md); the pure
     rollout does the same so that its motion matches a closed loop through the controller.
     """
     cr, sr = math.cos(roll), math.sin(roll)

@@ -7,7 +7,7 @@ cheap, and the rules a learner must pick up are few and visible - fingers push w
 block closed on between the fingers is held, an opened gripper drops it onto whatever lies below,
 and a block whose centre is not over its support slides off onto the table.
 
-Frames (docs/ARCHITECTURE.md): the world frame is the table's; `base_link` starts at the table
+Frames (docs/architecture.md): the world frame is the table's; `base_link` starts at the table
 edge with the table top at z = 0, x across the table, y to the left, z up. The mobile base moves
 in the world; the arm and camera ride on it, so the end effector is commanded and reported in
 `base_link`, while blocks live in the world. The end-effector point is the centre between the

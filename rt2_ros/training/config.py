@@ -56,8 +56,8 @@ class VqaStage:
     RT-2 starts from a vision-language model that already finds what a phrase names; a model
     trained from scratch here must learn that first. The grounding probe measured that it does
     when first asked where the only block is (one-block scenes) and then which of several
-    blocks a name means, and not when it meets several blocks from the start (README, "Why it
-    fails"). Each stage's batches are all its own questions.
+    blocks a name means, and not when it meets several blocks from the start (experiments/notes/
+    why_the_bundled_model_fails.md). Each stage's batches are all its own questions.
     """
 
     steps: int

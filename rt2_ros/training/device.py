@@ -5,9 +5,9 @@ The weights and AdamW moments always stay float32 (they are what is saved, resum
 exported); bf16 is autocast for the forward pass only, so a state written on a GPU resumes on a
 CPU and the exported checkpoint is the same format either way.
 
-Defaults, measured with `python -m bench.train_step` (README, "What 90 minutes of this CPU
-buy"): on CUDA bf16 when the GPU has it; on the CPU float32 - autocast to bf16 made the bundled
-1.6 M model's step slower on an AMX Xeon (0.88x: at width 128 casting costs more than the faster
+Defaults, measured with `python -m bench.train_step` (docs/training.md, "Training speed"): on
+CUDA bf16 when the GPU has it; on the CPU float32 - autocast to bf16 made the bundled 1.6 M
+model's step slower on an AMX Xeon (0.88x: at width 128 casting costs more than the faster
 matrix products save) and about 1.45x faster only at width 256.
 """
 from contextlib import nullcontext

@@ -53,7 +53,7 @@ class FaultRig:
         self.params = params
         self.move = move  # the default reply while a test wants the arm moving
         self.period = 1.0 / params.get('control_rate_hz', 50.0)
-        self.budget = self.period + 0.1  # the bound: one control period plus 100 ms
+        self.budget = self.period + 0.1  # the halt bound: one control period plus 100 ms
         self.max_linear = params.get('limits.max_linear_speed', 0.1)
         self.max_angular = params.get('limits.max_angular_speed', 0.5)
         self.gripper_range = sorted((params.get('gripper.open_position', 1.0),

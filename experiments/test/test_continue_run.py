@@ -1,17 +1,14 @@
-"""scripts/continue_run.py: a saved state trained on under a changed recipe, data reused."""
+"""experiments/scripts/continue_run.py: a saved state trained on under a changed recipe."""
 import json
-from pathlib import Path
 import subprocess
 import sys
 
-from cli_helpers import load_script
+from experiment_helpers import EXPERIMENTS, load_script, ROOT
 import pytest
 from rt2_ros.training.examples import ExampleSet
 from rt2_ros.training.trainer import Trainer
 from test_training import tiny_config
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_settings_are_recipe_keys_with_json_values():
@@ -34,7 +31,7 @@ def test_continues_a_state_with_another_plan_layout_on_the_same_data(tmp_path):
     plain = ExampleSet.load(str(first / 'data' / 'robot.npz'))
     out = tmp_path / 'second'
     run = subprocess.run(
-        [sys.executable, str(ROOT / 'scripts' / 'continue_run.py'), '--state',
+        [sys.executable, str(EXPERIMENTS / 'scripts' / 'continue_run.py'), '--state',
          str(first / 'train_state.pt'), '--data', str(first / 'data'), '--out', str(out),
          '--set', 'robot_plan="points"', '--set', 'steps=7'],
         capture_output=True, text=True, timeout=600, cwd=ROOT)

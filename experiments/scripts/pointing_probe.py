@@ -3,7 +3,8 @@
 Can the demo architecture learn to point at a named block, and how fast? A grounding probe.
 
 Every task needs the skill "find the block this phrase names" before any action can be right,
-and the bundled model's failure traces back to it (README, "Why it fails"). A full `rt2 train`
+and the bundled model's failure traces back to it
+(experiments/notes/why_the_bundled_model_fails.md). A full `rt2 train`
 run takes most of an hour to show whether a recipe change helps; this trains the same model
 (sizes, learning rate, loss and initialization from a training config) on pointing questions
 only - "where is the <name>?", "where is the gripper?", answered as image row/column in
@@ -12,9 +13,9 @@ of always answering the mean position. An error well below that baseline means t
 being learned. Grouped by referent: the gripper (no name to resolve), a block named by colour
 and shape, and a block named by a property (smallest, closest to ..., colour of ...).
 
-    .venv/bin/python scripts/pointing_probe.py --steps 1500 --lr 5e-4 --threads 2
-    .venv/bin/python scripts/pointing_probe.py ... --blocks 1-2   # easier scenes only
-    .venv/bin/python scripts/pointing_probe.py ... --stage 1:2000 --stage 2-5:1500  # curriculum
+    .venv/bin/python experiments/scripts/pointing_probe.py --steps 1500 --lr 5e-4 --threads 2
+    .venv/bin/python experiments/scripts/pointing_probe.py ... --blocks 1-2   # easier scenes only
+    .venv/bin/python experiments/scripts/pointing_probe.py ... --stage 1:2000 --stage 2-5:1500
 """
 import argparse
 import json
@@ -26,7 +27,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 HELD_OUT = 300

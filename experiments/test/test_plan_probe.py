@@ -1,14 +1,11 @@
 """The plan probe script: plan parsing, scoring against the expert, a free-running pass."""
 import json
-from pathlib import Path
 import subprocess
 import sys
 
-from cli_helpers import load_script
+from experiment_helpers import EXPERIMENTS, load_script, ROOT
 import numpy as np
 from tiny_models import tiny_checkpoint
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_plan_numbers_need_exactly_the_layouts_count():
@@ -65,7 +62,8 @@ def test_scores_count_errors_directions_and_the_median_baseline():
 
 def test_free_running_pass_on_a_checkpoint():
     model = tiny_checkpoint('rt2')
-    run = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'plan_probe.py'), '--model',
+    script = str(EXPERIMENTS / 'scripts' / 'plan_probe.py')
+    run = subprocess.run([sys.executable, script, '--model',
                           str(model), '--episodes', '1', '--every', '4'],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -77,7 +75,8 @@ def test_free_running_pass_on_a_checkpoint():
 
 def test_trace_runs_closed_loop_beside_the_expert():
     model = tiny_checkpoint('rt2')
-    run = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'plan_probe.py'), '--model',
+    script = str(EXPERIMENTS / 'scripts' / 'plan_probe.py')
+    run = subprocess.run([sys.executable, script, '--model',
                           str(model), '--trace', '--episodes', '1', '--family', 'pick'],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -20,9 +20,11 @@ Three modes:
 - `--model DIR --trace`: closed loop, one line per decision with the model's plan and action
   beside the expert's at the state the model reached.
 
-    .venv/bin/python scripts/plan_probe.py --model runs/plan/model --episodes 30
-    .venv/bin/python scripts/plan_probe.py --state runs/plan/train_state.pt --episodes 20
-    .venv/bin/python scripts/plan_probe.py --model runs/plan/model --trace --family pick \
+    .venv/bin/python experiments/scripts/plan_probe.py --model runs/plan/model --episodes 30
+    .venv/bin/python experiments/scripts/plan_probe.py --state runs/plan/train_state.pt \
+        --episodes 20
+    .venv/bin/python experiments/scripts/plan_probe.py --model runs/plan/model --trace \
+        --family pick \
         --first-seed 1000000 --episodes 3
 """
 import argparse
@@ -36,7 +38,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 CLEAR_MOVE = 20          # bins from the middle: a move whose direction is not a coin toss

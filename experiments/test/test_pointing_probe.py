@@ -2,16 +2,14 @@
 import argparse
 import ast
 import json
-from pathlib import Path
 import subprocess
 import sys
 
-from cli_helpers import load_script
+from experiment_helpers import EXPERIMENTS, load_script, ROOT
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / 'scripts' / 'pointing_probe.py'
+SCRIPT = EXPERIMENTS / 'scripts' / 'pointing_probe.py'
 
 
 def _module():
@@ -122,10 +120,10 @@ def test_parsing_pretraining_runs_before_the_pointing_steps(tmp_path):
 
 
 def test_checkpoint_mode_measures_the_committed_staged_model_without_training(tmp_path):
-    # The README's figure for models/rt2_staged_vla: it finds a named block among 2-5.
+    # The notes' figure for experiments/models/rt2_staged_vla: it finds a named block among 2-5.
     out = tmp_path / 'errors.json'
     subprocess.run([sys.executable, str(SCRIPT), '--checkpoint',
-                    str(ROOT / 'models' / 'rt2_staged_vla'), '--seed', '12',
+                    str(EXPERIMENTS / 'models' / 'rt2_staged_vla'), '--seed', '12',
                     '--threads', '1', '--json', str(out)], check=True, timeout=300)
     errors = json.loads(out.read_text())['errors']
     assert sum(e['questions'] for e in errors.values()) == 300

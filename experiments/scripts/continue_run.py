@@ -13,7 +13,7 @@ being generated again.
 
 The result is a chain, not a recipe: say so when reporting it, with every link's command.
 
-    .venv/bin/python scripts/continue_run.py --state runs/plan/train_state.pt \
+    .venv/bin/python experiments/scripts/continue_run.py --state runs/plan/train_state.pt \
         --data runs/plan/data --out runs/plan_ground \
         --set robot_plan='"ground_points"' --set steps=7100 --set min_learning_rate=2e-4
 """
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Dict, List
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 STATE_FILE = 'train_state.pt'
