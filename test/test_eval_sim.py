@@ -127,3 +127,18 @@ def test_eval_sim_through_real_nodes_writes_the_report(tmp_path):
     latency = report['decision_latency']
     assert latency['count'] >= 1 and math.isfinite(latency['mean_ms'])
     assert 'seen (ros)' in result.stdout
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_the_expert_backend_solves_the_first_rungs_through_real_nodes(tmp_path):
+    # The scripted expert as a controller backend, reading rt2_sim's state per camera frame:
+    # the same codec, mapper and safety stage as any learned policy, over DDS.
+    for split, episodes in (('one_block', 3), ('two_blocks', 2)):
+        out = tmp_path / f'{split}.json'
+        result = run_rt2(['eval-sim', '--backend', 'expert', '--split', split, '--episodes',
+                          str(episodes), '--json', str(out)], timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        report = json.loads(out.read_text())
+        assert report['mode'] == 'ros' and report['policy']['backend'] == 'expert'
+        assert report['successes'] == episodes, report['records']

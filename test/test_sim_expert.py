@@ -4,7 +4,7 @@ import pytest
 from rt2_ros.actions import load_action_space, make_codec
 from rt2_ros.sim.expert import ExpertNoise
 from rt2_ros.sim.rollout import (
-    ActionExecutor, expert_episode, expert_success_rates, generate_demonstrations,
+    expert_episode, expert_success_rates, generate_demonstrations,
     make_renderer, run_episode,
 )
 from rt2_ros.sim.splits import FAMILIES
@@ -54,19 +54,6 @@ def test_a_policy_that_never_moves_fails():
     result = run_episode(lambda image, instruction: [1, 0, 0, 0, 0, 0, 0, 1], 'train', 3,
                          max_steps=5)
     assert not result.success and not result.terminated and result.steps == 5
-
-
-def test_fast_quantization_equals_the_codec():
-    executor = ActionExecutor()
-    rng = np.random.default_rng(0)
-    values = rng.uniform(-0.1, 1.1, size=(500, 8))
-    values[:, 0] = rng.integers(0, 2, size=500)
-    values[:5, 1:7] = [0.0, 0.05, -0.05, 1e-9, -0.0001961, 0.0001961]
-    for row in values:
-        bins = executor.quantize(row)
-        assert np.array_equal(bins, executor.codec.values_to_bins(row))
-        assert executor.values(bins) == pytest.approx(executor.codec.bins_to_values(bins),
-                                                      abs=1e-15)
 
 
 def test_recorded_points_are_where_the_expert_sends_the_fingertips():

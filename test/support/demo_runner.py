@@ -1,29 +1,19 @@
 """
 Run `rt2 demo` in a fresh process for tests and check that it leaves nothing behind.
 
-    python test/support/demo_runner.py [--expert] DEMO_ARGS...
+    python test/support/demo_runner.py DEMO_ARGS...
 
---expert registers the demo's simulator for support.sim_expert_policy.SimExpertPolicy (pass
-`--backend support.sim_expert_policy:SimExpertPolicy` among the demo arguments). The exit status
-is the command's, or 3 when a Python thread other than the main one is still alive after the
-command returned (the demo must stop its executor, nodes and policy workers). A fresh process
-keeps rclpy, DDS and torch state out of the pytest process, whose later forks (flake8's worker
-pool) must not inherit it.
+The exit status is the command's, or 3 when a Python thread other than the main one is still
+alive after the command returned (the demo must stop its executor, nodes and policy workers). A
+fresh process keeps rclpy, DDS and torch state out of the pytest process, whose later forks
+(flake8's worker pool) must not inherit it.
 """
 import gc
-from pathlib import Path
 import sys
 import threading
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test directory
-
 
 def main(argv) -> int:
-    if argv and argv[0] == '--expert':
-        import pytest
-        from support.sim_expert_policy import watch_sims
-        watch_sims(pytest.MonkeyPatch())
-        argv = argv[1:]
     from rt2_ros.cli.main import main as rt2_main
     code = rt2_main(['demo', *argv])
     gc.collect()  # rclpy reports callbacks that failed during shutdown when they are collected
