@@ -11,6 +11,7 @@ from cli_helpers import run_rt2
 import pytest
 from rt2_ros.evaluation.report import build_report, check_seed_overlap, SeedOverlapError
 from rt2_ros.evaluation.stats import latency_summary, percentile, wilson_interval
+from rt2_ros.sim.splits import LADDER
 from tiny_models import tiny_checkpoint
 
 
@@ -91,6 +92,18 @@ def test_fast_cli_report_names_the_checkpoint_and_its_plan_mode(tmp_path):
     assert 0.0 <= report['success_rate'] <= 1.0 and len(report['ci95']) == 2
     assert report['policy']['plan'] == 'none'
     assert all(r['decisions'] <= 2 for r in report['records'])
+
+
+def test_the_ladder_reports_every_rung_easiest_first(tmp_path):
+    out = tmp_path / 'ladder.json'
+    result = run_rt2(['eval-sim', '--fast', '--model', str(tiny_checkpoint('rt2')), '--split',
+                      'ladder', '--episodes', '1', '--max-steps', '1', '--json', str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rungs = json.loads(out.read_text())['rungs']
+    assert list(rungs) == list(LADDER)
+    assert all(report['split'] == split and report['episodes'] == 1
+               for split, report in rungs.items())
+    assert [line.split(' ')[0] for line in result.stdout.splitlines()] == list(LADDER)
 
 
 def test_cli_refuses_training_seeds_and_bad_input(tmp_path):

@@ -4,6 +4,7 @@
     rt2 eval-sim --model models/rt2_demo_vla --split seen --episodes 100 --json seen.json
     rt2 eval-sim --backend openvla_http --url http://gpu-box:8000 --split seen --episodes 100
     rt2 eval-sim --model DIR --split seen --episodes 20 --fast      # pure sim, no ROS
+    rt2 eval-sim --model DIR --split ladder --episodes 100          # every rung, easiest first
 
 By default every episode runs through `rt2_sim` and `rt2_controller` processes over DDS - the
 controller's policy backend, action mapping and safety stage included - in `--lanes` parallel
@@ -38,7 +39,7 @@ def _param(text: str):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from rt2_ros.evaluation.report import EVAL_FIRST_SEED
-    from rt2_ros.sim.splits import SPLITS
+    from rt2_ros.sim.splits import LADDER, SPLITS
 
     parser = subparsers.add_parser(
         'eval-sim', help='closed-loop success rate in the simulator (through the real nodes)',
@@ -55,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--param', type=_param, action='append', default=[],
                         metavar='NAME=VALUE', help='extra rt2_controller parameter '
                         '(e.g. policy.extra.statistics=...); repeatable')
-    parser.add_argument('--split', required=True, choices=sorted(SPLITS), help='task split')
+    parser.add_argument('--split', required=True, choices=sorted(SPLITS) + ['ladder'],
+                        help='task split, or ladder: every rung in turn, easiest first '
+                             f'({", ".join(LADDER)})')
     parser.add_argument('--episodes', type=positive_int, default=100,
                         help='episodes (default 100)')
     parser.add_argument('--seed', type=seed_value, default=EVAL_FIRST_SEED,
@@ -115,16 +118,22 @@ def run(args: argparse.Namespace) -> int:
     policy.update(dict(args.param))
     settings = {'max_steps': args.max_steps, 'decision_period_s': args.decision_period,
                 'lanes': 1 if args.fast else args.lanes, 'variation': 'none'}
-    start = time.perf_counter()
-    if args.fast:
-        report = _run_fast(args, seeds, policy, settings)
-    else:
-        report = _run_ros(args, seeds, policy, settings)
-    report['wall_s'] = round(time.perf_counter() - start, 1)
+    from rt2_ros.sim.splits import LADDER
+    splits = list(LADDER) if args.split == 'ladder' else [args.split]
+    reports = {}
+    for split in splits:
+        start = time.perf_counter()
+        if args.fast:
+            report = _run_fast(args, split, seeds, policy, settings)
+        else:
+            report = _run_ros(args, split, seeds, policy, settings)
+        report['wall_s'] = round(time.perf_counter() - start, 1)
+        reports[split] = report
+        print(format_summary(report), flush=True)
     if args.json_out:
+        document = reports[splits[0]] if len(splits) == 1 else {'rungs': reports}
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(report, indent=2), encoding='utf-8')
-    print(format_summary(report))
+        Path(args.json_out).write_text(json.dumps(document, indent=2), encoding='utf-8')
     return 0
 
 
@@ -134,7 +143,7 @@ def _progress(total: int, label: str):
                 file=sys.stderr)
 
 
-def _run_fast(args, seeds, policy, settings):
+def _run_fast(args, split, seeds, policy, settings):
     from rt2_ros.evaluation.lockstep import local_batch_policy, run_lockstep
     from rt2_ros.evaluation.report import build_report
     from rt2_ros.policy import PolicyConfig
@@ -147,8 +156,8 @@ def _run_fast(args, seeds, policy, settings):
             extra={'torch_threads': args.threads}))
     except PolicyError as exc:
         raise UsageError(str(exc)) from None
-    bar = _progress(len(seeds), f'{args.split} (fast)')
-    result = run_lockstep(local_batch_policy(local), args.split, seeds, batch=20,
+    bar = _progress(len(seeds), f'{split} (fast)')
+    result = run_lockstep(local_batch_policy(local), split, seeds, batch=20,
                           max_steps=args.max_steps,
                           decision_rate_hz=1.0 / args.decision_period,
                           progress=lambda n: bar.update(n - bar.n))
@@ -160,11 +169,12 @@ def _run_fast(args, seeds, policy, settings):
                for e in result.episodes]
     info = {'backend': 'local', 'model': str(Path(args.model).resolve()), 'plan': local.plan,
             'note': 'batched lockstep: latency is per row of a batch of up to 20'}
-    return build_report(args.split, records, 'fast', info, settings,
+    local.close()
+    return build_report(split, records, 'fast', info, settings,
                         result.decision_latencies_s, wall_s=result.wall_s)
 
 
-def _run_ros(args, seeds, policy, settings):
+def _run_ros(args, split, seeds, policy, settings):
     from rt2_ros.evaluation.report import build_report
 
     try:
@@ -172,7 +182,7 @@ def _run_ros(args, seeds, policy, settings):
     except ImportError as exc:
         raise UsageError(f'the ROS path needs rclpy ({exc}); use --fast for a pure check') \
             from None
-    bar = _progress(len(seeds), args.split)
+    bar = _progress(len(seeds), split)
     wins = [0]
 
     def on_episode(record) -> None:
@@ -182,7 +192,7 @@ def _run_ros(args, seeds, policy, settings):
 
     try:
         records, diagnostics = run_ros_evaluation(
-            policy, args.split, seeds, lanes=args.lanes, max_steps=args.max_steps,
+            policy, split, seeds, lanes=args.lanes, max_steps=args.max_steps,
             decision_period_s=args.decision_period, log_dir=args.log_dir, on_episode=on_episode)
     except (RuntimeError, TimeoutError) as exc:
         bar.close()
@@ -196,5 +206,5 @@ def _run_ros(args, seeds, policy, settings):
     info['latency_note'] = ('decision_latency: time between two accepted decisions minus the '
                             'decision period (request at step end -> action accepted), measured '
                             'from the ~/action topic')
-    return build_report(args.split, [r.to_dict() for r in records], 'ros', info, settings,
+    return build_report(split, [r.to_dict() for r in records], 'ros', info, settings,
                         latencies, controller_latency=controller)
