@@ -206,3 +206,19 @@ def test_mp4_plays_each_frame_for_its_duration(tmp_path):
             durations.append(image.info['duration'])
     assert durations == [300, 500, 200]
     assert write_video(frames, tmp_path / 'none', 'none') is None
+
+
+def test_the_default_split_is_the_hardest_rung_the_model_is_good_at(tmp_path):
+    from rt2_ros.demo.plan import DEFAULT_SPLIT, default_split, rung_summary
+    from rt2_ros.models.bundled import EVALUATION_FILE, measured_rungs
+    assert measured_rungs(tmp_path) == {} and default_split({}) == DEFAULT_SPLIT
+    rungs = {'one_block': {'success_rate': 0.93, 'ci95': [0.86, 0.97], 'episodes': 100},
+             'two_blocks': {'success_rate': 0.4, 'ci95': [0.3, 0.5], 'episodes': 100},
+             'seen': {'success_rate': 0.0, 'ci95': [0.0, 0.04], 'episodes': 100}}
+    (tmp_path / EVALUATION_FILE).write_text(json.dumps({'rungs': {
+        split: dict(report, split=split, mode='ros') for split, report in rungs.items()}}))
+    measured = measured_rungs(tmp_path)
+    assert measured['one_block']['success_rate'] == 0.93 and measured['seen']['mode'] == 'ros'
+    assert default_split(measured) == 'one_block'
+    assert default_split(measured, ['place_on']) == DEFAULT_SPLIT  # one_block has no place_on
+    assert rung_summary(measured) == 'one_block 93 %, two_blocks 40 %, seen 0 % (100 episodes each)'

@@ -58,22 +58,22 @@ def _seconds(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from rt2_ros.demo.plan import DEFAULT_SPLIT, VIDEO_FORMATS
-    from rt2_ros.sim.splits import FAMILIES, SPLITS, VARIATION_LEVELS
+    from rt2_ros.demo.plan import DEFAULT_EPISODES, DEFAULT_SPLIT, VIDEO_FORMATS
+    from rt2_ros.sim.splits import LADDER, SPLITS, VARIATION_LEVELS
     parser = subparsers.add_parser(
         'demo', help='closed-loop demo: simulator + controller + policy, with video and plots',
         description=DESCRIPTION,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_argument_group('episodes')
-    tasks.add_argument('--families', default=','.join(FAMILIES), metavar='F[,F...]',
-                       help='task families, comma-separated, run in turn (default: all: '
-                       f'{",".join(FAMILIES)})')
+    tasks.add_argument('--families', metavar='F[,F...]',
+                       help="task families, comma-separated, run in turn (default: the split's)")
     tasks.add_argument('--episodes', type=positive_int,
-                       help='number of episodes (default: one per family)')
-    tasks.add_argument('--split', default=DEFAULT_SPLIT, choices=sorted(SPLITS),
-                       help=f'task split (default: {DEFAULT_SPLIT} = training tasks in scenes '
-                       'the demo model never trained on; reasoning, unseen_objects, '
-                       'unseen_phrasing are harder)')
+                       help=f'number of episodes (default: {DEFAULT_EPISODES}, or one per '
+                       'family given)')
+    tasks.add_argument('--split', choices=sorted(SPLITS),
+                       help='task split; the ladder, easiest first: ' + ', '.join(LADDER) +
+                       " (default: the hardest rung the model's shipped evaluation says it is "
+                       f'good at, else {DEFAULT_SPLIT})')
     tasks.add_argument('--seed', type=seed_value, default=0,
                        help='seed of the first episode; episode i uses seed+i (default: 0)')
     tasks.add_argument('--variation', default='none', choices=VARIATION_LEVELS,
@@ -188,21 +188,34 @@ def _wrap(text: str, width: int) -> List[str]:
     return textwrap.wrap(text, width)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rt2_ros.demo.plan import DemoSettings, plan_episodes, TRAINING_SPLIT
-    started = time.monotonic()
-    families = [f.strip() for f in args.families.split(',') if f.strip()]
-    episodes = args.episodes or len(families)
+def _plan(args: argparse.Namespace, rungs: Dict[str, Any]):
+    from rt2_ros.demo.plan import DEFAULT_EPISODES, default_split, plan_episodes
+    from rt2_ros.sim.splits import get_split
+    if args.families is not None:
+        families = [f.strip() for f in args.families.split(',') if f.strip()]
+        split = args.split or default_split(rungs, families)
+        episodes = args.episodes or len(families)
+    else:
+        split = args.split or default_split(rungs)
+        families = list(get_split(split).families)
+        episodes = args.episodes or DEFAULT_EPISODES
     try:
-        plan = plan_episodes(args.split, families, episodes, args.seed, args.variation)
+        return split, plan_episodes(split, families, episodes, args.seed, args.variation)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rt2_ros.demo.plan import DemoSettings, rung_summary, TRAINING_SPLIT
+    from rt2_ros.models.bundled import measured_rungs
+    started = time.monotonic()
     if not args.namespace.startswith('/') or args.namespace.rstrip('/') == '':
         raise UsageError('--namespace must start with / and name something, e.g. /rt2_demo')
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise UsageError(f'--out {out} exists and is not a directory')
     overrides = _parse_params(args.param)
+    _plan(args, {})  # bad families or seeds are usage errors before any model loads
 
     from rt2_ros.demo.policy_choice import choose_policy
     try:
@@ -213,19 +226,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f'cannot write to {out}: {exc}') from None
+    model_path = policy.parameters.get('policy.model_path')
+    rungs = measured_rungs(Path(model_path)) if model_path else {}
+    split, plan = _plan(args, rungs)
     settings = DemoSettings(plan=plan, out_dir=out, video=args.video, headless=args.headless,
                             namespace=args.namespace.rstrip('/'),
                             max_decisions=args.max_decisions,
                             episode_timeout_s=args.episode_timeout,
                             controller_overrides=overrides, verbose=args.verbose)
-    print(f'rt2 demo: {len(plan)} episode(s) of split {args.split} '
+    print(f'rt2 demo: {len(plan)} episode(s) of split {split} '
           f'({", ".join(dict.fromkeys(p.family for p in plan))}), seeds {plan[0].seed}..'
           f'{plan[-1].seed}; policy: {policy.description}', flush=True)
     if policy.trained is False:
         print('  NOTE: this model is untrained (random weights): its actions are valid but '
               'meaningless, so the arm wanders and success is not expected. It shows the loop, '
               'the safety stage and the latency, not a skill.', flush=True)
-    if args.split == TRAINING_SPLIT:
+    if split == TRAINING_SPLIT:
         print('  note: split train holds the scenes the demo model was trained on', flush=True)
 
     view = None
@@ -251,6 +267,9 @@ def run(args: argparse.Namespace) -> int:
     listing = ', '.join(str(p) for p in files.values())
     print(f'rt2 demo: {wins}/{len(result.results)} episodes succeeded, {decisions} decisions, '
           f'{time.monotonic() - started:.0f} s; policy: {what}; files: {listing}', flush=True)
+    if rungs:
+        print(f'rt2 demo: measured success of this model per rung (rt2 eval-sim, new scenes): '
+              f'{rung_summary(rungs)}; --split picks a rung', flush=True)
     if result.interrupted:
         print('rt2 demo: interrupted', file=sys.stderr)
         return 130

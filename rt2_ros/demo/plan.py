@@ -12,6 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from rt2_ros.sim.splits import FAMILIES, get_split, VARIATION_LEVELS
 
 DEFAULT_SPLIT = 'seen'
+DEFAULT_EPISODES = 4
+# A rung the demo picks by default must have been measured at least this good.
+GOOD_RUNG = 0.75
 MAX_SEED = 2**31 - 1  # rt2_sim's seed parameter range
 VIDEO_FORMATS = ('gif', 'mp4', 'none')
 TRAINING_SPLIT = 'train'
@@ -89,3 +92,29 @@ class DemoSettings:
 def all_families() -> List[str]:
     """Return the sim's task families in their canonical order."""
     return list(FAMILIES)
+
+
+def default_split(rungs: Dict[str, Dict[str, Any]], families: Sequence[str] = ()) -> str:
+    """
+    Return the split a demo runs by default: the hardest rung the model is good at.
+
+    Rungs are tried hardest first along the ladder (only those that have every family asked
+    for); without a measured good rung the demo runs DEFAULT_SPLIT, the model's tasks in scenes
+    it never trained on.
+    """
+    from rt2_ros.sim.splits import LADDER
+    for split in reversed(LADDER):
+        if rungs.get(split, {}).get('success_rate', 0.0) >= GOOD_RUNG and \
+                set(families) <= set(get_split(split).families):
+            return split
+    return DEFAULT_SPLIT
+
+
+def rung_summary(rungs: Dict[str, Dict[str, Any]]) -> str:
+    """One line: the model's measured success per rung, easiest first."""
+    from rt2_ros.sim.splits import LADDER
+    parts = [f'{split} {100 * rungs[split]["success_rate"]:.0f} %'
+             for split in LADDER if split in rungs]
+    episodes = sorted({int(r.get('episodes', 0)) for r in rungs.values()})
+    counted = f' ({"/".join(str(e) for e in episodes)} episodes each)' if episodes else ''
+    return ', '.join(parts) + counted

@@ -8,8 +8,9 @@ when it holds the files the local backend needs to load it with its own action m
 (`config.json` and `action_space.yaml`), so a stray README or a half-copied checkpoint is never
 mistaken for one.
 """
+import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from rt2_ros.resources import find_data
 
@@ -17,6 +18,9 @@ MODELS_DIR = 'models'
 # Directory name of the bundled demo model under models/ (preferred when several are present).
 BUNDLED_MODEL_NAME = 'rt2_demo_vla'
 REQUIRED_FILES = ('config.json', 'action_space.yaml')
+# A model's measured success per rung of the evaluation ladder (`rt2 eval-sim --split ladder
+# --json`), shipped beside the weights so the demo can say what to expect of each rung.
+EVALUATION_FILE = 'evaluation.json'
 
 
 def is_model_dir(path: Path) -> bool:
@@ -39,3 +43,18 @@ def bundled_model_path() -> Optional[Path]:
     """Return the bundled demo model's directory, or None while none is committed."""
     found = bundled_models()
     return found[0] if found else None
+
+
+def measured_rungs(model_dir: Path) -> Dict[str, Dict[str, Any]]:
+    """
+    Return a model's measured success per rung ({} when it ships no measurement).
+
+    Each entry has success_rate, ci95, episodes and mode, as `rt2 eval-sim` wrote them.
+    """
+    try:
+        rungs = json.loads((Path(model_dir) / EVALUATION_FILE).read_text())['rungs']
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    keep = ('success_rate', 'ci95', 'episodes', 'mode')
+    return {split: {k: report[k] for k in keep if k in report}
+            for split, report in rungs.items() if isinstance(report, dict)}
