@@ -221,4 +221,5 @@ def test_the_default_split_is_the_hardest_rung_the_model_is_good_at(tmp_path):
     assert measured['one_block']['success_rate'] == 0.93 and measured['seen']['mode'] == 'ros'
     assert default_split(measured) == 'one_block'
     assert default_split(measured, ['place_on']) == DEFAULT_SPLIT  # one_block has no place_on
-    assert rung_summary(measured) == 'one_block 93 %, two_blocks 40 %, seen 0 % (100 episodes each)'
+    assert rung_summary(measured) == \
+        'one_block 93 %, two_blocks 40 %, seen 0 % (100 episodes each)'
