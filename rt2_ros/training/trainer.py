@@ -428,8 +428,11 @@ class Trainer:
                 backend='local', model_path=str(stage), device=str(self.device.device),
                 extra={'torch_threads': self.config.threads}))
             self.model.train()
-            self.log(f'DAgger round {k + 1}: rolling out {len(seeds)} train episodes')
-            result = run_lockstep(local_batch_policy(policy), 'train', seeds, batch=32,
+            families = self.config.robot_families or []
+            self.log(f'DAgger round {k + 1}: rolling out {len(seeds)} '
+                     f'{self.config.robot_split} episodes')
+            result = run_lockstep(local_batch_policy(policy), self.config.robot_split, seeds,
+                                  family=families[0] if len(families) == 1 else None, batch=32,
                                   label_with_expert=True,
                                   keep_image_size=self.config.model.image_size)
             policy.close()
