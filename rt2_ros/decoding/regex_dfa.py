@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_constants
     import sre_parse
 
+from rt2_ros.decoding import ConstraintError  # noqa: I100,E402
+
 CharTest = Callable[[str], bool]
 
 MAX_NFA_STATES = 200_000
@@ -37,10 +39,6 @@ _UNSUPPORTED = {
     'ASSERT': 'look-ahead/look-behind', 'ASSERT_NOT': 'negative look-around',
     'POSSESSIVE_REPEAT': 'possessive repeats', 'ATOMIC_GROUP': 'atomic groups',
 }
-
-
-class ConstraintError(ValueError):
-    """A decoding constraint cannot be built or satisfied (unsupported regex, budget too small)."""
 
 
 def _ascii_word(ch: str) -> bool:

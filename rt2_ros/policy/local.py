@@ -18,13 +18,14 @@ Why it is built this way:
   `model.generate` with the same constraint as a LogitsProcessor.
 """
 from collections import OrderedDict
+from contextlib import contextmanager
 import inspect
 import json
 import math
 from pathlib import Path
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from rt2_ros.actions import (
@@ -32,13 +33,17 @@ from rt2_ros.actions import (
     load_dataset_statistics, make_codec, StatisticsError, unnormalizer_from_statistics,
 )
 from rt2_ros.actions.codec import Codec, TextActionCodec
+from rt2_ros.decoding import ConstraintError
 from rt2_ros.decoding.automaton import (
     action_automaton, PLAN_MODES, regex_automaton, TokenAutomaton, VocabTrie,
 )
 from rt2_ros.decoding.logits import (
     ConstrainedLogitsProcessor, ConstraintStoppingCriteria, MaskTable, RowConstraints,
 )
-from rt2_ros.decoding.regex_dfa import ConstraintError
+from rt2_ros.decoding.guided import (
+    action_grammar, action_token_budget, Constraint, GuidedLogitsProcessor,
+    GuidedStoppingCriteria, llguidance_tokenizer,
+)
 from rt2_ros.decoding.vocab import token_texts
 from rt2_ros.policy.base import (
     decoded_to_result, Observation, Policy, PolicyConfig, PolicyError, PolicyInvalidAction,
@@ -211,25 +216,37 @@ class LocalTransformersPolicy(Policy):
         self.max_positions = getattr(text_config, 'max_position_embeddings', None)
         self.position_offset = POSITION_OFFSET.get(self.model_type, 0)
         self._loop_ok, self._keep_arg = self._inspect_forward()
-        decoder = str(extra.get('decoder', 'auto'))
-        if decoder not in ('auto', 'loop', 'generate'):
-            raise PolicyUnavailable('decoder must be auto, loop or generate')
+        decoder = str(extra.get('decoder', 'guided'))
+        if decoder not in ('guided', 'auto', 'loop', 'generate'):
+            raise PolicyUnavailable('decoder must be guided, auto, loop or generate')
         if decoder == 'loop' and not self._loop_ok:
             raise PolicyUnavailable(f'{type(self.model).__name__}.forward takes no position_ids '
                                     'or past_key_values; use decoder: generate')
+        self.guided = decoder == 'guided'
         self.use_generate = decoder == 'generate' or not self._loop_ok
         self._texts: Optional[List[Optional[str]]] = None
         self._trie: Optional[VocabTrie] = None
-        self._regex_tables: 'OrderedDict[str, MaskTable]' = OrderedDict()
+        self._regex_tables: 'OrderedDict[str, Any]' = OrderedDict()
+        requested = extra.get('max_new_tokens')
+        requested = None if requested is None else _option(extra, 'max_new_tokens', 0, int)
         try:
-            self.action_automaton = self._build_action_automaton()
+            self._lltokenizer = llguidance_tokenizer(self.tokenizer, self.width, self.eos_ids)
+            self._check_action_ids()
+            if self.guided:
+                self.action_constraint = Constraint(self._lltokenizer,
+                                                    action_grammar(self.codec, self.plan))
+            else:
+                self.action_automaton = self._build_action_automaton()
+                self._action_table = MaskTable(self.action_automaton, self.width, self.device)
         except ConstraintError as exc:
             raise PolicyUnavailable(f'{self.model_dir}: cannot constrain this model to '
                                     f'{space.name} actions: {exc}') from None
-        self._action_table = MaskTable(self.action_automaton, self.width, self.device)
-        requested = extra.get('max_new_tokens')
-        self.max_new_tokens = self._action_budget(
-            None if requested is None else _option(extra, 'max_new_tokens', 0, int))
+        if self.guided:
+            self.max_new_tokens = self._guided_budget(requested)
+        else:
+            self.max_new_tokens = self._action_budget(requested)
+        self._seed = _option(extra, 'seed', 0, int)
+        self._rng_state: Optional[Tuple[Any, Any]] = None
         self._closed = False
         if extra.get('warmup', True):
             blank = np.full((self.WARMUP_SIZE, self.WARMUP_SIZE, 3), 128, dtype=np.uint8)
@@ -342,6 +359,31 @@ class LocalTransformersPolicy(Policy):
                 'logits (wrong vocab_size in the action space?)')
         return automaton
 
+    def _check_action_ids(self) -> None:
+        if isinstance(self.codec, TextActionCodec):
+            return
+        if self.plan != 'none':
+            raise ConstraintError('plan needs a text action space')
+        block = self.codec.block_ids()
+        if int(block.max()) >= self.width or int(block.min()) < 0:
+            raise ConstraintError(
+                f"action ids {self.codec.describe_block()} do not fit the model's {self.width} "
+                'logits (wrong vocab_size in the action space?)')
+
+    def _guided_budget(self, requested: Optional[int]) -> int:
+        """
+        Return max_new_tokens: by default what the longest valid action needs (always ends).
+
+        A smaller budget of the user's is honoured, as a server honours max_tokens: an output
+        it cuts short fails the strict decode and is reported, never guessed.
+        """
+        if requested is None:
+            return action_token_budget(self.codec, self.plan)
+        if requested < self.space.size:
+            raise PolicyUnavailable(f'max_new_tokens {requested} is below the '
+                                    f'{self.space.size} tokens an action needs')
+        return int(requested)
+
     def _action_budget(self, requested: Any) -> int:
         automaton = self.action_automaton
         if requested is not None:
@@ -368,7 +410,7 @@ class LocalTransformersPolicy(Policy):
             'tokenization': self.space.tokenization, 'prompt_template': self.prompt_template,
             'plan': self.plan, 'max_new_tokens': self.max_new_tokens,
             'unnorm_key': getattr(self.codec.unnormalizer, 'key', None),
-            'decoder': 'generate' if self.use_generate else 'loop',
+            'decoder': 'guided' if self.guided else ('generate' if self.use_generate else 'loop'),
             'trust_remote_code': self.trust_remote_code,
         }
 
@@ -407,7 +449,8 @@ class LocalTransformersPolicy(Policy):
         except PromptError as exc:
             raise ValueError(str(exc)) from None
         images = [check_image(o.image) for o in observations]
-        tables = [self._action_table] * len(observations)
+        tables = [self.action_constraint if self.guided else self._action_table] * \
+            len(observations)
         tokens, encode_s, inference_s = self._run(images, prompts, tables, self.max_new_tokens,
                                                   self.temperature)
         results: List[Any] = []
@@ -445,12 +488,15 @@ class LocalTransformersPolicy(Policy):
         table = self._regex_table(regex) if regex is not None else None
         plain = [self._plain_text(str(p)) for p in prompts]
         tokens, _, _ = self._run(checked, plain, [table] * len(prompts),
-                                 int(max_new_tokens), float(temperature))
+                                 int(max_new_tokens), float(temperature), whole=True)
         if table is None:
             return [self.tokenizer.decode(row, skip_special_tokens=True,
                                           clean_up_tokenization_spaces=False) for row in tokens]
-        texts = self.vocabulary_texts()
-        return [''.join(texts[t] for t in row) for row in tokens]
+        return [self._text_of(row) for row in tokens]
+
+    def _text_of(self, tokens: List[int]) -> str:
+        """Return exactly the characters tokens write (what the constraint judged)."""
+        return self._lltokenizer.decode_bytes(list(tokens)).decode('utf-8', errors='replace')
 
     def close(self) -> None:
         with self._lock:
@@ -462,15 +508,23 @@ class LocalTransformersPolicy(Policy):
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def _regex_table(self, pattern: str) -> MaskTable:
+    def _regex_table(self, pattern: str) -> Any:
         with self._lock:
             table = self._regex_tables.get(pattern)
             if table is not None:
                 self._regex_tables.move_to_end(pattern)
                 return table
-        self.vocabulary_texts()
-        automaton = regex_automaton(pattern, self._texts, self.eos_ids, self._trie)
-        table = MaskTable(automaton, self.width, self.device)
+        if self.guided:
+            import llguidance
+            try:
+                table = Constraint(self._lltokenizer,
+                                   llguidance.LLMatcher.grammar_from_regex(pattern))
+            except ConstraintError as exc:
+                raise ConstraintError(_one_line(exc)) from None
+        else:
+            self.vocabulary_texts()
+            automaton = regex_automaton(pattern, self._texts, self.eos_ids, self._trie)
+            table = MaskTable(automaton, self.width, self.device)
         with self._lock:
             self._regex_tables[pattern] = table
             while len(self._regex_tables) > MAX_REGEX_CACHE:
@@ -503,8 +557,10 @@ class LocalTransformersPolicy(Policy):
         return inputs
 
     def _run(self, images: List[np.ndarray], prompts: List[str],
-             tables: List[Optional[MaskTable]], max_new_tokens: int,
-             temperature: float) -> Tuple[List[List[int]], float, float]:
+             tables: List[Optional[Any]], max_new_tokens: int,
+             temperature: float, whole: bool = False) -> Tuple[List[List[int]], float, float]:
+        if self.guided:
+            return self._run_guided(images, prompts, tables, max_new_tokens, temperature, whole)
         with self._lock:
             if self._closed:
                 raise PolicyUnavailable('the local policy was closed')
@@ -524,6 +580,74 @@ class LocalTransformersPolicy(Policy):
                 raise PolicyInvalidAction(f'generation failed: {_one_line(exc)}') from None
             done = time.perf_counter()
         return rows.tokens, generate_start - encode_start, done - generate_start
+
+    def _run_guided(self, images: List[np.ndarray], prompts: List[str],
+                    constraints: List[Optional[Constraint]], max_new_tokens: int,
+                    temperature: float, whole: bool) -> Tuple[List[List[int]], float, float]:
+        """Generate for a batch; with whole, an output the budget cut short is an error."""
+        with self._lock:
+            if self._closed:
+                raise PolicyUnavailable('the local policy was closed')
+            encode_start = time.perf_counter()
+            inputs = self._prepare(images, prompts, max_new_tokens)
+            generate_start = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    processor = self._generate_guided(inputs, constraints, max_new_tokens,
+                                                      temperature)
+            except ConstraintError as exc:
+                raise PolicyInvalidAction(f'constrained decoding failed: {exc}') from None
+            except RuntimeError as exc:  # e.g. NaN probabilities when sampling
+                raise PolicyInvalidAction(f'generation failed: {_one_line(exc)}') from None
+            done = time.perf_counter()
+        if whole and not all(processor.complete(row) for row in range(len(constraints))):
+            raise ConstraintError(f'max_new_tokens {max_new_tokens} is too small to complete '
+                                  'the constrained output')
+        return processor.tokens, generate_start - encode_start, done - generate_start
+
+    def _generate_guided(self, inputs: Dict[str, Any], constraints: List[Optional[Constraint]],
+                         max_new_tokens: int, temperature: float) -> GuidedLogitsProcessor:
+        """One `model.generate` call, greedy or sampled, with each row's constraint."""
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        matchers = [c.matcher() if c is not None else None for c in constraints]
+        processor = GuidedLogitsProcessor(matchers, self.width, self.eos_ids,
+                                          greedy=temperature <= 0)
+        sampling = {'do_sample': True, 'temperature': temperature, 'top_k': 0, 'top_p': 1.0} \
+            if temperature > 0 else {'do_sample': False}
+        with self._sampling_rng(temperature > 0):
+            output = self.model.generate(
+                **inputs, max_new_tokens=max_new_tokens,
+                logits_processor=LogitsProcessorList([processor]),
+                stopping_criteria=StoppingCriteriaList([GuidedStoppingCriteria(processor)]),
+                pad_token_id=self.pad_id, eos_token_id=list(self.eos_ids), **sampling)
+        processor.sync(output)
+        return processor
+
+    @contextmanager
+    def _sampling_rng(self, sampling: bool) -> Iterator[None]:
+        """
+        Sample from this policy's own seeded random stream (policy.extra seed).
+
+        generate draws from torch's global generator; it is swapped in and out here so that a
+        policy's samples are reproducible and other users of torch's generator are untouched.
+        """
+        if not sampling:
+            yield
+            return
+        cuda = [self.device] if self.device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=cuda):
+            if self._rng_state is None:
+                torch.manual_seed(self._seed)
+            else:
+                torch.set_rng_state(self._rng_state[0])
+                if cuda:
+                    torch.cuda.set_rng_state(self._rng_state[1], self.device)
+            try:
+                yield
+            finally:
+                self._rng_state = (torch.get_rng_state(),
+                                   torch.cuda.get_rng_state(self.device) if cuda else None)
 
     def _choose(self, scores: torch.Tensor, temperature: float) -> torch.Tensor:
         if temperature <= 0:
@@ -569,8 +693,7 @@ class LocalTransformersPolicy(Policy):
         raw: Any
         try:
             if isinstance(self.codec, TextActionCodec):
-                texts = self.vocabulary_texts()
-                raw = ''.join(texts[t] or '' for t in tokens)
+                raw = self._text_of(tokens)
                 decoded = self.codec.decode(raw)
             else:
                 raw = [int(t) for t in tokens]
