@@ -4,7 +4,7 @@ The structured-generation libraries the local backend could constrain decoding w
 For each candidate that is installed (outlines-core, llguidance, xgrammar, lm-format-enforcer)
 and each action language (RT-2 integers, RT-2 with a required plan, RT-1 mobile's 11 integers)
 on the bundled model's tokenizer: the one-time cost (tokenizer adaptation + compiling the
-action regex) and the constraint's cost per decision (a mask before every token of one valid
+action regex; median of 3 builds after one in a child process that may take --build-timeout) and the constraint's cost per decision (a mask before every token of one valid
 answer plus the end token, and advancing the state), without any model. Only llguidance is a
 project dependency; the others are measured after `.venv/bin/pip install outlines-core
 lm-format-enforcer` and `.venv/bin/pip install --no-deps xgrammar apache-tvm-ffi` (xgrammar
@@ -80,11 +80,15 @@ def _build(name: str, tokenizer, regex: str, eos: int) -> Tuple[float, Callable[
         index = outlines_core.Index(regex, vocabulary)
 
         def make() -> Stepper:
+            masks: Dict[int, Any] = {}  # a mask per index state, as an integration would keep
+
             def step(tokens: List[int]) -> None:
                 state = index.get_initial_state()
                 for token in tokens:
-                    allowed = torch.zeros(width, dtype=torch.bool)
-                    allowed[index.get_allowed_tokens(state)] = True
+                    if state not in masks:
+                        allowed = torch.zeros(width, dtype=torch.bool)
+                        allowed[index.get_allowed_tokens(state)] = True
+                        masks[state] = allowed
                     if token != eos:
                         state = index.get_next_state(state, token)
             return step
@@ -104,10 +108,13 @@ def _build(name: str, tokenizer, regex: str, eos: int) -> Tuple[float, Callable[
                     matcher.accept_token(token)
             return step
     else:
+        # Its transformers integration does not import with transformers 5 (it imports
+        # transformers.tokenization_utils), so its tokenizer data is built here the same way.
         from lmformatenforcer import RegexParser, TokenEnforcer
-        from lmformatenforcer.integrations.transformers import (
-            build_token_enforcer_tokenizer_data)
-        data = build_token_enforcer_tokenizer_data(tokenizer)
+        from lmformatenforcer.tokenenforcer import TokenEnforcerTokenizerData
+        regular = [(i, piece.decode('utf-8', 'replace'), piece.startswith(b' '))
+                   for piece, ids in _token_bytes(tokenizer).items() for i in ids]
+        data = TokenEnforcerTokenizerData(regular, tokenizer.decode, eos, False, width)
         TokenEnforcer(data, RegexParser(regex)).get_allowed_tokens([])
 
         def make() -> Stepper:
@@ -120,7 +127,39 @@ def _build(name: str, tokenizer, regex: str, eos: int) -> Tuple[float, Callable[
     return time.perf_counter() - start, make
 
 
-def run(repeats: int = 200) -> Dict[str, Any]:
+def _build_in_child(name: str, tokenizer, regex: str, eos: int, timeout: float) -> str:
+    """
+    Build once in a forked child; return '' or why it failed (error, or still building).
+
+    outlines-core determinizes the whole regex up front: a bounded plan (`[ -~]{1,200}` before
+    `. Action:`) made it run for about ten minutes here and then fail, so a build gets a limit.
+    """
+    import multiprocessing
+
+    def child(conn) -> None:
+        try:
+            _build(name, tokenizer, regex, eos)
+            conn.send('')
+        except Exception as exc:  # noqa: B902 - reported as the candidate's failure
+            conn.send(f'{type(exc).__name__}: {exc}'[:160])
+
+    context = multiprocessing.get_context('fork')
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=child, args=(sender,))
+    started = time.perf_counter()
+    process.start()
+    ready = receiver.poll(timeout)
+    message = receiver.recv() if ready else \
+        f'no index after {timeout:.0f} s (stopped)'
+    if process.is_alive():
+        process.kill()
+    process.join()
+    if message:
+        message += f' [{time.perf_counter() - started:.1f} s]'
+    return message
+
+
+def run(repeats: int = 200, build_timeout: float = 60.0) -> Dict[str, Any]:
     """Measure every installed candidate on every language."""
     import torch
     from rt2_ros.actions import load_action_space, make_codec
@@ -135,11 +174,21 @@ def run(repeats: int = 200) -> Dict[str, Any]:
         except ImportError:
             rows.append({'library': name, 'installed': False})
             continue
+        except Exception as exc:  # noqa: B902 - a candidate that does not import is a finding
+            rows.append({'library': name, 'installed': True, 'failure': str(exc)[:160]})
+            continue
         version = _version(name)
         for label, space, plan, answer in LANGUAGES:
             regex = make_codec(load_action_space(space)).action_regex(plan)
             tokens = tokenizer.encode(answer, add_special_tokens=False) + [eos]
-            build_s, make = _build(name, tokenizer, regex, eos)
+            failure = _build_in_child(name, tokenizer, regex, eos, build_timeout)
+            if failure:
+                rows.append({'library': name, 'version': version, 'installed': True,
+                             'language': label, 'failure': failure})
+                continue
+            builds = [_build(name, tokenizer, regex, eos) for _ in range(3)]
+            build_s = statistics.median(seconds for seconds, _ in builds)
+            make = builds[-1][1]
             samples = []
             for _ in range(repeats):
                 step = make()
@@ -164,8 +213,8 @@ def _version(module: str) -> Optional[str]:
 
 def print_results(results: Dict[str, Any]) -> None:
     rows = [[r['library'], r.get('version', '-'), r.get('language', 'not installed'),
-             r.get('tokens', '-'), r.get('build_ms', '-'), r.get('decision_us', '-')]
-            for r in results['rows']]
+             r.get('tokens', '-'), r.get('build_ms', r.get('failure', '-')),
+             r.get('decision_us', '-')] for r in results['rows']]
     common.print_table(f'constraint libraries, vocabulary {results["vocab"]}, 1 thread',
                        ['library', 'version', 'language', 'tokens', 'build ms',
                         'decision us (median)'], rows)
@@ -174,9 +223,11 @@ def print_results(results: Dict[str, Any]) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
     parser.add_argument('--repeats', type=int, default=200)
+    parser.add_argument('--build-timeout', type=float, default=60.0,
+                        help='seconds one candidate may take to build one index')
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
-    results = run(args.repeats)
+    results = run(args.repeats, args.build_timeout)
     if args.json:
         print(json.dumps(results, indent=1))
     else:

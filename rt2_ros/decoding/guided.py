@@ -104,19 +104,17 @@ class GuidedLogitsProcessor(LogitsProcessor):
     """
     Mask each row's logits to the tokens its matcher allows (rows with None are free text).
 
-    A row whose matcher has stopped (its output is complete) may only repeat an end token;
-    generate discards what finished rows emit.
+    Rows that are complete are left alone: GuidedStoppingCriteria has told generate they are
+    finished, and generate writes the pad token in them whatever they score.
     """
 
     def __init__(self, matchers: Sequence[Optional[Any]], width: int,
-                 eos_ids: Sequence[int], greedy: bool = False) -> None:
+                 eos_ids: Sequence[int]) -> None:
         self.matchers = list(matchers)
-        self.greedy = bool(greedy)
         self.width = int(width)
         self.eos_ids = sorted({int(i) for i in eos_ids})
         self.tokens: List[List[int]] = [[] for _ in self.matchers]
         self.ended = [False] * len(self.matchers)
-        self._ahead: List[Optional[int]] = [None] * len(self.matchers)
         self._prompt_length: Optional[int] = None
         self._seen = 0
         words = (self.width + 31) // 32
@@ -144,18 +142,9 @@ class GuidedLogitsProcessor(LogitsProcessor):
             else:
                 self.tokens[row].append(token)
             return
-        if self._ahead[row] is not None:
-            ahead, self._ahead[row] = self._ahead[row], None
-            if ahead == token:
-                self._after_token(row, matcher, token)
-                return
-            matcher.rollback(1)
         if not matcher.consume_token(token):
             raise ConstraintError(f'row {row}: token {token} broke the constraint '
                                   f'({matcher.get_error()})')
-        self._after_token(row, matcher, token)
-
-    def _after_token(self, row: int, matcher: Any, token: int) -> None:
         if token not in self.eos_ids:
             self.tokens[row].append(token)
         if matcher.is_stopped():
@@ -187,18 +176,6 @@ class GuidedLogitsProcessor(LogitsProcessor):
         # Rows generate has finished get the pad token whatever they score; free rows are free.
         rows = [row for row, matcher in enumerate(self.matchers)
                 if matcher is not None and not self.ended[row]]
-        if rows and self.greedy:
-            # Greedy picks the best allowed token: when the best token is allowed, masking
-            # cannot change the choice, so only rows whose best token is not allowed are masked.
-            # The best token is consumed right away (one call instead of a check and a consume).
-            best = scores.argmax(-1).tolist()
-            masked = []
-            for row in rows:
-                if self.matchers[row].try_consume_tokens([best[row]]) == 1:
-                    self._ahead[row] = best[row]
-                else:
-                    masked.append(row)
-            rows = masked
         if not rows:
             return scores
         allowed = self.allowed(rows).to(scores.device)

@@ -611,8 +611,7 @@ class LocalTransformersPolicy(Policy):
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         matchers = [c.matcher() if c is not None else None for c in constraints]
-        processor = GuidedLogitsProcessor(matchers, self.width, self.eos_ids,
-                                          greedy=temperature <= 0)
+        processor = GuidedLogitsProcessor(matchers, self.width, self.eos_ids)
         sampling = {'do_sample': True, 'temperature': temperature, 'top_k': 0, 'top_p': 1.0} \
             if temperature > 0 else {'do_sample': False}
         with self._sampling_rng(temperature > 0):
