@@ -180,6 +180,8 @@ class GuidedLogitsProcessor(LogitsProcessor):
             return scores
         allowed = self.allowed(rows).to(scores.device)
         width = min(scores.shape[-1], self.width)
+        if len(rows) == len(self.matchers) and width == scores.shape[-1]:
+            return scores.masked_fill(~allowed[:, :width], float('-inf'))
         out = scores.clone()
         index = torch.tensor(rows, device=scores.device)
         picked = torch.full((len(rows), scores.shape[-1]), float('-inf'), dtype=scores.dtype,
