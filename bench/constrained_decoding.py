@@ -1,19 +1,18 @@
 """
 Constrained decoding of the local backend: decision latency at 1 torch thread, and build cost.
 
-Latency: the bundled models (rt2_demo_vla, rt2_staged_vla) answer the same observations through
-every decoder this checkout has, in interleaved rounds so that the shared machine's load falls on
-all of them alike; wall time and process CPU time per decision (with 1 thread the CPU time is
-what the wall time would be on an idle core), one observation at a time and in batches of 8.
-`guided` is model.generate with llguidance (rt2_ros.decoding.guided); `loop` was the hand-written
-KV-cache loop it replaced (measured side by side before its removal; docs/decoding.md keeps the
-figures). Build: llguidance's one-time work per model (reading the tokenizer) and per action space
+Latency: the bundled models (rt2_demo_vla, rt2_staged_vla) answer the same observations; wall
+time and process CPU time per decision (with 1 thread the CPU time is what the wall time would be
+on an idle core), one observation at a time and in batches of 8. `guided` is model.generate with
+llguidance (rt2_ros.decoding.guided). The hand-written KV-cache loop it replaced (`loop`) was
+measured beside it, in interleaved rounds, by this module at commit 678a827, before its removal:
+constrained_decoding_results.json beside this file is that run, and docs/decoding.md quotes it.
+Build: llguidance's one-time work per model (reading the tokenizer) and per action space
 (compiling the grammar, and the first mask, where its lazy lexer does its first work).
 
 Run: .venv/bin/python -m bench.constrained_decoding [--rounds 12] [--decisions 8] [--json]
 """
 import argparse
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -39,9 +38,7 @@ dimensions:
 
 
 def decoders() -> List[str]:
-    """Return the decoders this checkout has (the old loop only before its removal)."""
-    if importlib.util.find_spec('rt2_ros.decoding.automaton') is not None:
-        return ['loop', 'guided']
+    """Return the decoders this checkout has (the old loop was removed after commit 678a827)."""
     return ['guided']
 
 
@@ -64,8 +61,7 @@ def latency(rounds: int, decisions: int) -> List[Dict[str, Any]]:
     rows = []
     for model in MODELS:
         path = str(find_data('models', model))
-        policies = {name: make_policy(PolicyConfig(backend='local', model_path=path,
-                                                   extra={'decoder': name}))
+        policies = {name: make_policy(PolicyConfig(backend='local', model_path=path))
                     for name in decoders()}
         samples = {name: {'wall': [], 'cpu': [], 'batch': []} for name in policies}
         raws = {name: set() for name in policies}
@@ -92,7 +88,7 @@ def latency(rounds: int, decisions: int) -> List[Dict[str, Any]]:
 
 
 def build_times(repeats: int = 5) -> List[Dict[str, Any]]:
-    """Return llguidance's one-time costs per action space (and the old automaton's, if any)."""
+    """Return llguidance's one-time costs per action space."""
     import statistics
     from rt2_ros.actions import load_action_space, make_codec
     from rt2_ros.decoding.guided import action_grammar, Constraint, llguidance_tokenizer
@@ -134,23 +130,8 @@ def build_times(repeats: int = 5) -> List[Dict[str, Any]]:
                    'tokenizer_ms': round(tokenizer_ms, 2),
                    'grammar_ms': round(statistics.median(compile_ms), 3),
                    'first_mask_ms': round(statistics.median(first_mask_ms), 3)}
-            old = _old_automaton_ms(tokenizer, codec, plan, eos)
-            if old is not None:
-                row['old_automaton_ms'] = round(old, 2)
             rows.append(row)
     return rows
-
-
-def _old_automaton_ms(tokenizer: Any, codec: Any, plan: str, eos: List[int]) -> Optional[float]:
-    """Build the replaced decoder's automaton (vocabulary texts included), if it still exists."""
-    if importlib.util.find_spec('rt2_ros.decoding.automaton') is None:
-        return None
-    automaton = importlib.import_module('rt2_ros.decoding.automaton')
-    vocab = importlib.import_module('rt2_ros.decoding.vocab')
-    started = time.perf_counter()
-    texts = vocab.token_texts(tokenizer, len(tokenizer))
-    automaton.action_automaton(codec, texts, eos, plan)
-    return 1000 * (time.perf_counter() - started)
 
 
 def run(rounds: int = 12, decisions: int = 8) -> Dict[str, Any]:
@@ -185,7 +166,7 @@ def print_results(results: Dict[str, Any]) -> None:
               f'batch {ratio["batch_p50_ms"]}')
     common.print_table(
         'llguidance one-time cost per action space (ms)',
-        ['space', 'vocab', 'tokenizer', 'grammar', 'first mask', 'old automaton'],
+        ['space', 'vocab', 'tokenizer', 'grammar', 'first mask', 'old automaton (678a827)'],
         [[r['space'], r['vocab'], r['tokenizer_ms'], r['grammar_ms'], r['first_mask_ms'],
           r.get('old_automaton_ms', '-')] for r in results['build']])
 

@@ -4,8 +4,9 @@ The structured-generation libraries the local backend could constrain decoding w
 For each candidate that is installed (outlines-core, llguidance, xgrammar, lm-format-enforcer)
 and each action language (RT-2 integers, RT-2 with a required plan, RT-1 mobile's 11 integers)
 on the bundled model's tokenizer: the one-time cost (tokenizer adaptation + compiling the
-action regex; median of 3 builds after one in a child process that may take --build-timeout) and the constraint's cost per decision (a mask before every token of one valid
-answer plus the end token, and advancing the state), without any model. Only llguidance is a
+action regex; median of 3 builds, after one in a child process that may take --build-timeout)
+and the constraint's cost per decision (a mask before every token of one valid answer plus the
+end token, and advancing the state), without any model. Only llguidance is a
 project dependency; the others are measured after `.venv/bin/pip install outlines-core
 lm-format-enforcer` and `.venv/bin/pip install --no-deps xgrammar apache-tvm-ffi` (xgrammar
 declares triton, a 286 MB wheel, which a CPU robot does not need).

@@ -21,8 +21,8 @@ from rt2_ros.decoding.guided import (
     action_grammar, action_token_budget, Constraint, GuidedLogitsProcessor,
     GuidedStoppingCriteria, llguidance_tokenizer,
 )
-import torch
 from tiny_models import tiny_checkpoint
+import torch
 
 # A user's own action space: 1 to 3 digit integers (1000, 11 and 3 bins).
 USER_SPACE = """\
@@ -56,7 +56,7 @@ def user_space(tmp_path_factory):
 
 @lru_cache(maxsize=None)
 def _tokenizer(checkpoint: str, digits: bool = False):
-    """(transformers tokenizer, llguidance tokenizer, eos ids) of a tiny checkpoint."""
+    """Return (transformers tokenizer, llguidance tokenizer, eos ids) of a tiny checkpoint."""
     from transformers import AutoTokenizer
     path = tiny_checkpoint(checkpoint, **({'integer_tokens': False} if digits else {}))
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -83,7 +83,7 @@ def _decide(lltokenizer, width, eos, grammar, logits_seed, temperature, rows):
 
 
 def _generate(processor, stopper, generator, ids, temperature, max_new_tokens):
-    """generate's loop, minus the model: random logits, masked, then chosen."""
+    """Run generate's loop minus the model: random logits, masked, then chosen."""
     rows = ids.shape[0]
     unfinished = torch.ones(rows, dtype=torch.bool)
     for _ in range(max_new_tokens):

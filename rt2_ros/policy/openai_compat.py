@@ -73,7 +73,8 @@ class OpenAICompatPolicy(Policy):
         self.regex = codec.action_regex(plan=self.plan_mode)
         self.send_structured = extra_bool(extra, 'structured_outputs', True)
         self.send_guided = extra_bool(extra, 'guided_regex', False)
-        default_tokens = 64 if self.plan_mode == 'none' else 160
+        # Enough for the longest valid answer, so a constrained server always finishes one.
+        default_tokens = codec.max_action_bytes(self.plan_mode) + 1
         self.max_tokens = extra_int(extra, 'max_tokens', default_tokens, minimum=1)
         self.jpeg_quality = extra_int(extra, 'jpeg_quality', DEFAULT_JPEG_QUALITY, minimum=1)
         try:
