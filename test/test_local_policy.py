@@ -171,6 +171,10 @@ def test_generate_text_honours_a_regex(rt2_policy):
         rt2_policy.generate_text(images[:1], ['x'], regex='a(?=b)')
     with pytest.raises(ValueError, match='too small'):
         rt2_policy.generate_text(images[:1], ['x'], regex='[0-9]{40}', max_new_tokens=5)
+    # Pathological regexes hit the library's limits and fail, quickly, as unusable.
+    for pattern in ('a{1000000000}', '((a{100}){100}){100}'):
+        with pytest.raises(ValueError, match='too many'):
+            rt2_policy.generate_text(images[:1], ['x'], regex=pattern, max_new_tokens=5)
 
 
 def test_openvla_statistics_unnormalize_the_output(openvla_policy):

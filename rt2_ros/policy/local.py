@@ -443,6 +443,10 @@ class LocalTransformersPolicy(Policy):
         try:
             constraint = Constraint(self._lltokenizer,
                                     llguidance.LLMatcher.grammar_from_regex(pattern))
+            first = constraint.matcher()
+            first.compute_bitmask()  # errors that show only once the lexer starts
+            if first.is_error():
+                raise ConstraintError(first.get_error())
         except ConstraintError as exc:
             raise ConstraintError(_one_line(exc)) from None
         with self._lock:
@@ -489,6 +493,8 @@ class LocalTransformersPolicy(Policy):
                     processor = self._generate(inputs, constraints, max_new_tokens,
                                                temperature)
             except ConstraintError as exc:
+                if whole:  # a caller's regex that the library gave up on (size limits)
+                    raise ConstraintError(f'unusable regex: {_one_line(exc)}') from None
                 raise PolicyInvalidAction(f'constrained decoding failed: {exc}') from None
             except RuntimeError as exc:  # e.g. NaN probabilities when sampling
                 raise PolicyInvalidAction(f'generation failed: {_one_line(exc)}') from None
