@@ -118,7 +118,9 @@ class GuidedLogitsProcessor(LogitsProcessor):
         self._prompt_length: Optional[int] = None
         self._seen = 0
         words = (self.width + 31) // 32
-        self._bitmask = torch.zeros((len(self.matchers), words), dtype=torch.int32)
+        self._bitmask = np.zeros((len(self.matchers), words), dtype=np.int32)
+        self._pointers = [int(self._bitmask[i].ctypes.data) for i in range(len(self.matchers))]
+        self._finished = torch.zeros(len(self.matchers), dtype=torch.bool)
 
     def sync(self, input_ids: torch.Tensor) -> None:
         """Feed every token generate appended since the last call to its row's matcher."""
@@ -150,26 +152,27 @@ class GuidedLogitsProcessor(LogitsProcessor):
         if matcher.is_stopped():
             self.ended[row] = True
 
-    def finished(self) -> List[bool]:
+    def finished(self, device: Any = None) -> torch.Tensor:
         """Tell per row whether its output is complete (constrained) or ended (free)."""
-        return list(self.ended)
+        if any(self.ended):
+            self._finished = torch.tensor(self.ended, dtype=torch.bool)
+        return self._finished if device is None else self._finished.to(device)
 
     def complete(self, row: int) -> bool:
         """Whether row's output is a whole sentence of its grammar (free rows: always)."""
         matcher = self.matchers[row]
         return matcher is None or matcher.is_accepting()
 
-    def allowed(self, rows: Sequence[int]) -> torch.Tensor:
-        """(len(rows), width) boolean masks of the tokens each of rows may write next."""
-        bitmask = self._bitmask[:len(rows)]
+    def disallowed(self, rows: Sequence[int]) -> torch.Tensor:
+        """(len(rows), width) masks, true for the tokens each of rows may not write next."""
         for index, row in enumerate(rows):
             matcher = self.matchers[row]
-            words = bitmask[index]
-            matcher.unsafe_compute_mask_ptr(words.data_ptr(), words.numel() * 4)
+            matcher.unsafe_compute_mask_ptr(self._pointers[index], self._bitmask.shape[1] * 4)
             if matcher.is_error():
                 raise ConstraintError(f'row {row}: {matcher.get_error()}')
-        bits = np.unpackbits(bitmask.numpy().view(np.uint8), axis=1, bitorder='little')
-        return torch.from_numpy(bits[:, :self.width]).bool()
+        bits = np.unpackbits(self._bitmask[:len(rows)].view(np.uint8), axis=1,
+                             count=self.width, bitorder='little')
+        return torch.from_numpy(bits) == 0
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.Tensor:
         self.sync(input_ids)
@@ -178,15 +181,15 @@ class GuidedLogitsProcessor(LogitsProcessor):
                 if matcher is not None and not self.ended[row]]
         if not rows:
             return scores
-        allowed = self.allowed(rows).to(scores.device)
+        disallowed = self.disallowed(rows).to(scores.device)
         width = min(scores.shape[-1], self.width)
         if len(rows) == len(self.matchers) and width == scores.shape[-1]:
-            return scores.masked_fill(~allowed[:, :width], float('-inf'))
+            return scores.masked_fill(disallowed, float('-inf'))
         out = scores.clone()
         index = torch.tensor(rows, device=scores.device)
         picked = torch.full((len(rows), scores.shape[-1]), float('-inf'), dtype=scores.dtype,
                             device=scores.device)
-        picked[:, :width] = scores[index, :width].masked_fill(~allowed[:, :width],
+        picked[:, :width] = scores[index, :width].masked_fill(disallowed[:, :width],
                                                               float('-inf'))
         out[index] = picked
         return out
@@ -201,5 +204,4 @@ class GuidedStoppingCriteria(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor,
                  **kwargs: Any) -> torch.BoolTensor:
         self.processor.sync(input_ids)
-        return torch.tensor(self.processor.finished(), dtype=torch.bool,
-                            device=input_ids.device)
+        return self.processor.finished(input_ids.device)
