@@ -38,7 +38,6 @@ def main(argv=None) -> int:
     parser.add_argument('--repeats', type=int, default=30)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
-    parser.add_argument('--decoder', default='auto', choices=['auto', 'loop', 'generate'])
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -64,8 +63,7 @@ def main(argv=None) -> int:
             recipe = spec.to_json()
             recipe.pop('words')
         start = time.perf_counter()
-        policy = make_policy(PolicyConfig(backend='local', model_path=str(path),
-                                          extra={'decoder': args.decoder}))
+        policy = make_policy(PolicyConfig(backend='local', model_path=str(path)))
         load_s = time.perf_counter() - start
         params = sum(p.numel() for p in policy.model.parameters())
         rng = np.random.default_rng(0)

@@ -102,8 +102,7 @@ def test_random_models_only_emit_valid_actions(space, options, plan, model_seed)
     path = tiny_checkpoint(space, seed=model_seed, **options)
     seen = set()
     for temperature in (0.0, 3.0):
-        policy = _policy(path, plan=plan, temperature=temperature, seed=model_seed,
-                         max_new_tokens=48 if plan != 'none' else None)
+        policy = _policy(path, plan=plan, temperature=temperature, seed=model_seed)
         for result in policy.infer_batch(_observations(8, seed=model_seed)):
             _assert_valid(policy, result)
             seen.add(str(result.raw))
@@ -138,24 +137,30 @@ def test_batched_greedy_equals_one_at_a_time(rt2_policy, openvla_policy):
                 result.timing.inference_s
 
 
-def test_generate_path_enforces_the_same_constraint():
+def test_sampling_follows_the_policy_seed_and_leaves_torch_alone():
+    import torch
     path = tiny_checkpoint('rt2', seed=1)
-    loop = _policy(path)
-    generate = _policy(path, decoder='generate')
-    observations = _observations(3, seed=11)
-    assert [r.raw for r in loop.infer_batch(observations)] == \
-        [r.raw for r in generate.infer_batch(observations)]
-    for result in _policy(path, decoder='generate', temperature=3.0).infer_batch(observations):
-        _assert_valid(loop, result)
+    observations = _observations(4, seed=11)
+    state = torch.get_rng_state()
+    first = [r.raw for r in _policy(path, temperature=3.0, seed=5).infer_batch(observations)]
+    again = [r.raw for r in _policy(path, temperature=3.0, seed=5).infer_batch(observations)]
+    other = [r.raw for r in _policy(path, temperature=3.0, seed=6).infer_batch(observations)]
+    assert first == again and first != other
+    assert torch.equal(torch.get_rng_state(), state)
+    policy = _policy(path, temperature=3.0, seed=5)
+    assert [r.raw for r in policy.infer_batch(observations)] == first
+    assert [r.raw for r in policy.infer_batch(observations)] != first  # the stream goes on
+    assert policy.info()['decoder'] == 'generate + llguidance'
 
 
 def test_generate_text_honours_a_regex(rt2_policy):
     observations = _observations(4, seed=5)
     images = [o.image for o in observations]
-    # What the openai backend asks for: its automaton is too big to enumerate, so it runs lazily.
-    pattern = rt2_policy.codec.action_regex(plan='optional')
+    # What the openai backend asks for, enforced by the same library vLLM's guidance backend uses.
+    pattern = rt2_policy.codec.action_regex(plan='optional', max_plan_chars=20)
+    budget = rt2_policy.codec.max_action_bytes('optional', max_plan_chars=20) + 1
     texts = rt2_policy.generate_text(images, ['what action?'] * 4, regex=pattern,
-                                     max_new_tokens=60, temperature=2.0)
+                                     max_new_tokens=budget, temperature=2.0)
     for text in texts:
         assert re.fullmatch(pattern, text), text
         rt2_policy.codec.decode(text)
@@ -166,6 +171,10 @@ def test_generate_text_honours_a_regex(rt2_policy):
         rt2_policy.generate_text(images[:1], ['x'], regex='a(?=b)')
     with pytest.raises(ValueError, match='too small'):
         rt2_policy.generate_text(images[:1], ['x'], regex='[0-9]{40}', max_new_tokens=5)
+    # Pathological regexes hit the library's limits and fail, quickly, as unusable.
+    for pattern in ('a{1000000000}', '((a{100}){100}){100}'):
+        with pytest.raises(ValueError, match='too many'):
+            rt2_policy.generate_text(images[:1], ['x'], regex=pattern, max_new_tokens=5)
 
 
 def test_openvla_statistics_unnormalize_the_output(openvla_policy):

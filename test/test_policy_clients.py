@@ -133,7 +133,7 @@ def test_openai_request_carries_image_prompt_and_regex(fresh):
     assert seen['model'] == 'scripted-vla'  # discovered through GET /v1/models
     assert seen['prompt'] == 'Q: what action should the robot take to pick up the rock? A:'
     assert seen['image_url_prefix'].startswith('data:image/jpeg;base64,')
-    assert seen['regex'] == seen['guided_regex'] and seen['regex'].startswith('(?:Plan: ')
+    assert seen['regex'] == seen['guided_regex'] and seen['regex'].startswith('(?: )?(?:Plan: ')
 
 
 @pytest.mark.parametrize('reply, error', [

@@ -159,7 +159,7 @@ def test_openai_endpoint_honours_the_regex(served):
     # A constraint the decoder cannot enforce is refused, never approximated.
     body['structured_outputs'] = {'regex': r'(1) \1'}
     reply = requests.post(served + '/v1/chat/completions', json=body, headers=auth(), timeout=60)
-    assert reply.status_code == 400 and 'back references' in reply.json()['error']['message']
+    assert reply.status_code == 400 and 'backreferences' in reply.json()['error']['message']
     body['model'] = 'other-model'
     assert requests.post(served + '/v1/chat/completions', json=body, headers=auth(),
                          timeout=60).status_code == 404

@@ -267,8 +267,7 @@ def test_a_checkpoint_trained_to_plan_is_decoded_with_its_plan(tmp_path, data_di
     assert 0 < stats['robot']['action']['terminate_fraction'] < 1  # read past the plans
     observation = Observation(image=np.zeros((224, 224, 3), np.uint8),
                               instruction='pick up the red cube')
-    policy = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out),
-                                                  extra={'max_new_tokens': 24}))
+    policy = LocalTransformersPolicy(PolicyConfig(backend='local', model_path=str(out)))
     assert policy.plan == 'required'
     assert checkpoint_robot_plan(out) == 'points' and checkpoint_robot_plan(tmp_path) == 'none'
     result = policy.infer(observation)

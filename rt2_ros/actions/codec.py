@@ -22,6 +22,8 @@ MAX_TEXT_CHARS = 8192
 _PLAN_RE = re.compile(r'plan\s*:', re.IGNORECASE)
 _ACTION_RE = re.compile(r'action\s*:', re.IGNORECASE)
 _INT_RE = re.compile(r'[0-9]+')
+PLAN_MODES = ('none', 'optional', 'required')
+DEFAULT_PLAN_CHARS = 200  # longest plan text the action regex allows
 
 
 @dataclass(frozen=True)
@@ -190,21 +192,32 @@ class TextActionCodec(ActionCodec):
         """Per-dimension regex of the valid integers, in order."""
         return [int_range_regex(0, d.bins - 1) for d in self.space.dimensions]
 
-    def action_regex(self, plan: str = 'none', max_plan_chars: int = 200) -> str:
-        """
-        Regex for exactly one valid action string.
+    def action_regex(self, plan: str = 'none', max_plan_chars: int = DEFAULT_PLAN_CHARS) -> str:
+        r"""
+        Regex for exactly one valid action string: the constraint sent to servers and used locally.
 
         plan: 'none' (bare action), 'optional' or 'required' (`Plan: <text>. Action: ...`).
+        One optional leading space lets SentencePiece-style tokenizers write their usual "▁1"
+        first token (decoding strips it). Plan text is printable ASCII (`[ -~]`), at most
+        max_plan_chars characters, so the language is finite and its longest output is known
+        (max_action_bytes), which bounds the tokens any decoding can take.
         """
-        if plan not in ('none', 'optional', 'required'):
+        if plan not in PLAN_MODES:
             raise ValueError(f'plan must be none, optional or required, not {plan!r}')
         body = ' '.join(self.token_regexes())
-        if plan == 'none':
-            return body
-        prefix = f'Plan: [^\\n]{{1,{int(max_plan_chars)}}}\\. Action: '
-        if plan == 'required':
-            return prefix + body
-        return f'(?:{prefix})?{body}'
+        if plan != 'none':
+            prefix = f'Plan: [ -~]{{1,{int(max_plan_chars)}}}\\. Action: '
+            body = prefix + body if plan == 'required' else f'(?:{prefix})?{body}'
+        return '(?: )?' + body
+
+    def max_action_bytes(self, plan: str = 'none',
+                         max_plan_chars: int = DEFAULT_PLAN_CHARS) -> int:
+        """Return the longest string action_regex(plan, max_plan_chars) matches, in bytes."""
+        digits = sum(len(str(d.bins - 1)) for d in self.space.dimensions)
+        longest = 1 + digits + self.space.size - 1
+        if plan != 'none':
+            longest += len('Plan: ') + int(max_plan_chars) + len('. Action: ')
+        return longest
 
 
 class VocabIdCodec(ActionCodec):

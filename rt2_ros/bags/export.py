@@ -17,11 +17,12 @@ from rt2_ros.actions.codec import Codec, TextActionCodec
 from rt2_ros.bags.errors import BagError
 from rt2_ros.bags.reader import BagReader
 from rt2_ros.bags.steps import iter_steps, StepPlan
+from rt2_ros.policy.prompts import PromptError, render_prompt, resolve_template
 
 DATASET_FILE = 'dataset.jsonl'
 INFO_FILE = 'info.json'
 IMAGE_DIR = 'images'
-RT2_PROMPT = 'Q: what action should the robot take to {instruction}? A:'
+RT2_PROMPT = 'rt2'  # a template name of rt2_ros.policy.prompts, or a custom template
 IMAGE_FORMATS = ('png', 'jpg')
 
 
@@ -39,6 +40,13 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
         raise BagError('usage', f'cannot write image {path}')
 
 
+def _prompt(template: str, instruction: str) -> str:
+    try:
+        return render_prompt(template, instruction)
+    except PromptError as exc:
+        raise BagError('usage', f'cannot write the prompt of a step: {exc}') from None
+
+
 def export_dataset(bag: BagReader, plan: StepPlan, codec: Codec, out: Path,
                    image_format: str = 'png', prompt_template: str = RT2_PROMPT,
                    assume_gripper: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
@@ -47,8 +55,10 @@ def export_dataset(bag: BagReader, plan: StepPlan, codec: Codec, out: Path,
     space = plan.space
     if image_format not in IMAGE_FORMATS:
         raise BagError('usage', f'image format must be one of {", ".join(IMAGE_FORMATS)}')
-    if '{instruction}' not in prompt_template:
-        raise BagError('usage', 'the prompt template must contain {instruction}')
+    try:
+        prompt_template = resolve_template(prompt_template, RT2_PROMPT)
+    except PromptError as exc:
+        raise BagError('usage', str(exc)) from None
     gripper = space.gripper_index
     fill = None
     if assume_gripper is not None:
@@ -83,7 +93,7 @@ def export_dataset(bag: BagReader, plan: StepPlan, codec: Codec, out: Path,
             clipped += bool(step.clipped)
             row = {
                 'image': image_name, 'instruction': step.instruction,
-                'prompt': prompt_template.format(instruction=step.instruction),
+                'prompt': _prompt(prompt_template, step.instruction),
                 'action': tokens, 'bins': [int(b) for b in bins],
                 'values': [round(float(v), 7) for v in action],
                 'terminate': step.terminate, 'episode': step.episode, 'step': number,

@@ -439,7 +439,8 @@ def _register_export(sub: argparse._SubParsersAction) -> None:
     parser.add_argument('--space', default='rt2', help='action space preset or YAML path')
     parser.add_argument('--image-format', choices=('png', 'jpg'), default='png')
     parser.add_argument('--prompt-template', default=None,
-                        help="prompt with {instruction} (default: the RT-2 paper's)")
+                        help="rt2 (default: the RT-2 paper's), openvla, or a template with "
+                        '{instruction} or {instruction_lower}')
     parser.add_argument('--assume-gripper', choices=('open', 'closed'),
                         help='gripper value when the bag has no gripper commands')
     parser.add_argument('--no-progress', action='store_true')

@@ -6,40 +6,36 @@ Why it is built this way:
   class of older checkpoints) so any image-text-to-text checkpoint works; `trust_remote_code` is
   turned on only when the checkpoint's config.json declares its own code (`auto_map`, as OpenVLA
   does) - never for a checkpoint that does not ask for it.
-- A model is an untrusted text generator, so decoding is constrained (rt2_ros.decoding): every
-  token is checked against an automaton derived from the action codec and the output is decoded
-  and validated again. A checkpoint's own `action_space.yaml` and OpenVLA-style
-  `dataset_statistics.json` travel with it, so the model and its action meaning cannot drift.
-- Decisions must be fast (a few hundred ms budget on a robot): generation runs its own greedy loop
-  with the KV cache, computing logits for the last position only, with masks precomputed per
-  automaton state. Batches use left padding and one forward per step for the whole batch, so
-  `rt2 serve` can batch concurrent robots; greedy batched results equal one-at-a-time results.
-  Models whose forward lacks `position_ids` (remote-code checkpoints) go through
-  `model.generate` with the same constraint as a LogitsProcessor.
+- A model is an untrusted text generator, so decoding is constrained: llguidance masks every
+  step of `model.generate` to the action language of the codec (rt2_ros.decoding.guided; the
+  same regex the openai backend sends to vLLM), and the output is decoded and validated strictly
+  again. A checkpoint's own `action_space.yaml` and OpenVLA-style `dataset_statistics.json`
+  travel with it, so the model and its action meaning cannot drift.
+- One generation path for every architecture, greedy and sampled: `model.generate` with the
+  constraint as a LogitsProcessor and a StoppingCriteria that ends a row once its action is
+  complete. Batches use left padding, so `rt2 serve` and the sim evaluation batch many
+  observations; greedy batched results equal one-at-a-time results.
 """
 from collections import OrderedDict
-import inspect
+from contextlib import contextmanager
 import json
 import math
 from pathlib import Path
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from rt2_ros.actions import (
     ActionDecodeError, ActionSpace, ActionSpaceError, load_action_space,
     load_dataset_statistics, make_codec, StatisticsError, unnormalizer_from_statistics,
 )
-from rt2_ros.actions.codec import Codec, TextActionCodec
-from rt2_ros.decoding.automaton import (
-    action_automaton, PLAN_MODES, regex_automaton, TokenAutomaton, VocabTrie,
+from rt2_ros.actions.codec import Codec, PLAN_MODES, TextActionCodec
+from rt2_ros.decoding import ConstraintError
+from rt2_ros.decoding.guided import (
+    action_grammar, action_token_budget, Constraint, GuidedLogitsProcessor,
+    GuidedStoppingCriteria, llguidance_tokenizer,
 )
-from rt2_ros.decoding.logits import (
-    ConstrainedLogitsProcessor, ConstraintStoppingCriteria, MaskTable, RowConstraints,
-)
-from rt2_ros.decoding.regex_dfa import ConstraintError
-from rt2_ros.decoding.vocab import token_texts
 from rt2_ros.policy.base import (
     decoded_to_result, Observation, Policy, PolicyConfig, PolicyError, PolicyInvalidAction,
     PolicyResult, PolicyTiming, PolicyUnavailable, validate_actions,
@@ -51,13 +47,8 @@ import torch
 ACTION_SPACE_FILE = 'action_space.yaml'
 STATISTICS_FILE = 'dataset_statistics.json'
 WEIGHT_PATTERNS = ('*.safetensors', '*.bin', '*.pt', '*.pth')
-DEFAULT_PLAN_TOKENS = 64
 TRAINING_RECORD_FILE = 'training.json'  # what `rt2 train` writes beside its checkpoints
 MAX_REGEX_CACHE = 16
-# Position ids of the first real token, per architecture (PaliGemma counts from 1).
-POSITION_OFFSET = {'paligemma': 1}
-# OpenVLA's predict_action appends Llama's empty "▁" token to every prompt before generating.
-OPENVLA_PROMPT_SUFFIX_ID = 29871
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 ImageLike = np.ndarray
@@ -150,8 +141,9 @@ class LocalTransformersPolicy(Policy):
 
     config.extra keys: plan ('none' | 'optional' | 'required' chain-of-thought for text spaces;
     default: what the checkpoint was trained to write, see checkpoint_plan_mode),
-    max_new_tokens, temperature (0 = greedy), seed, dtype (float32 | bfloat16 | float16),
-    decoder ('auto' | 'loop' | 'generate'), torch_threads (CPU threads for the whole process;
+    max_new_tokens (default: what the longest valid action needs, see action_token_budget),
+    temperature (0 = greedy), seed, dtype (float32 | bfloat16 | float16),
+    torch_threads (CPU threads for the whole process;
     0 = torch's default), warmup (default true: one decision on a blank image at load, so the
     robot's first real decision does not pay for lazy initialisation). Observation.state and
     extras are not used: RT-2-style models see only the image and the instruction.
@@ -184,8 +176,6 @@ class LocalTransformersPolicy(Policy):
         threads = _option(extra, 'torch_threads', 0, int)
         if threads:
             torch.set_num_threads(threads)
-        self._generator = torch.Generator(device='cpu')
-        self._generator.manual_seed(_option(extra, 'seed', 0, int))
         default_template = 'openvla' if space.tokenization == 'vocab_ids' else 'rt2'
         try:
             self.prompt_template = resolve_template(config.prompt_template, default_template)
@@ -209,27 +199,20 @@ class LocalTransformersPolicy(Policy):
              [self.image_token] if t}, key=len, reverse=True)
         text_config = self.model.config.get_text_config()
         self.max_positions = getattr(text_config, 'max_position_embeddings', None)
-        self.position_offset = POSITION_OFFSET.get(self.model_type, 0)
-        self._loop_ok, self._keep_arg = self._inspect_forward()
-        decoder = str(extra.get('decoder', 'auto'))
-        if decoder not in ('auto', 'loop', 'generate'):
-            raise PolicyUnavailable('decoder must be auto, loop or generate')
-        if decoder == 'loop' and not self._loop_ok:
-            raise PolicyUnavailable(f'{type(self.model).__name__}.forward takes no position_ids '
-                                    'or past_key_values; use decoder: generate')
-        self.use_generate = decoder == 'generate' or not self._loop_ok
-        self._texts: Optional[List[Optional[str]]] = None
-        self._trie: Optional[VocabTrie] = None
-        self._regex_tables: 'OrderedDict[str, MaskTable]' = OrderedDict()
+        self._regex_constraints: 'OrderedDict[str, Constraint]' = OrderedDict()
+        requested = extra.get('max_new_tokens')
+        requested = None if requested is None else _option(extra, 'max_new_tokens', 0, int)
         try:
-            self.action_automaton = self._build_action_automaton()
+            self._lltokenizer = llguidance_tokenizer(self.tokenizer, self.width, self.eos_ids)
+            self._check_action_ids()
+            self.action_constraint = Constraint(self._lltokenizer,
+                                                action_grammar(self.codec, self.plan))
         except ConstraintError as exc:
             raise PolicyUnavailable(f'{self.model_dir}: cannot constrain this model to '
                                     f'{space.name} actions: {exc}') from None
-        self._action_table = MaskTable(self.action_automaton, self.width, self.device)
-        requested = extra.get('max_new_tokens')
-        self.max_new_tokens = self._action_budget(
-            None if requested is None else _option(extra, 'max_new_tokens', 0, int))
+        self.max_new_tokens = self._budget(requested)
+        self._seed = _option(extra, 'seed', 0, int)
+        self._rng_state: Optional[Tuple[Any, Any]] = None
         self._closed = False
         if extra.get('warmup', True):
             blank = np.full((self.WARMUP_SIZE, self.WARMUP_SIZE, 3), 128, dtype=np.uint8)
@@ -315,46 +298,30 @@ class LocalTransformersPolicy(Policy):
             return int(head.weight.shape[0])
         return int(self.model.config.get_text_config().vocab_size)
 
-    def _inspect_forward(self) -> Tuple[bool, bool]:
-        try:
-            params = inspect.signature(self.model.forward).parameters
-        except (TypeError, ValueError):
-            return False, False
-        loop_ok = 'position_ids' in params and 'past_key_values' in params
-        return loop_ok, 'logits_to_keep' in params
-
-    def vocabulary_texts(self) -> List[Optional[str]]:
-        """Text each id adds to a generation (None: never allowed as text); computed once."""
-        if self._texts is None:
-            self._texts = token_texts(self.tokenizer, self.width)
-            self._trie = VocabTrie(self._texts)
-        return self._texts
-
-    def _build_action_automaton(self) -> TokenAutomaton:
+    def _check_action_ids(self) -> None:
         if isinstance(self.codec, TextActionCodec):
-            texts = self.vocabulary_texts()
-            return action_automaton(self.codec, texts, self.eos_ids, self.plan, self._trie)
+            return
         if self.plan != 'none':
             raise ConstraintError('plan needs a text action space')
-        automaton = action_automaton(self.codec, None, self.eos_ids)
         block = self.codec.block_ids()
         if int(block.max()) >= self.width or int(block.min()) < 0:
             raise ConstraintError(
                 f"action ids {self.codec.describe_block()} do not fit the model's {self.width} "
                 'logits (wrong vocab_size in the action space?)')
-        return automaton
 
-    def _action_budget(self, requested: Any) -> int:
-        automaton = self.action_automaton
-        if requested is not None:
-            budget = int(requested)
-            if budget < automaton.min_tokens:
-                raise PolicyUnavailable(f'max_new_tokens {budget} is below the '
-                                        f'{automaton.min_tokens} tokens an action needs')
-            return budget
-        if automaton.longest is not None:
-            return automaton.longest
-        return automaton.min_tokens + DEFAULT_PLAN_TOKENS
+    def _budget(self, requested: Optional[int]) -> int:
+        """
+        Return max_new_tokens: by default what the longest valid action needs (always ends).
+
+        A smaller budget of the user's is honoured, as a server honours max_tokens: an output
+        it cuts short fails the strict decode and is reported, never guessed.
+        """
+        if requested is None:
+            return action_token_budget(self.codec, self.plan)
+        if requested < self.space.size:
+            raise PolicyUnavailable(f'max_new_tokens {requested} is below the '
+                                    f'{self.space.size} tokens an action needs')
+        return int(requested)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -370,7 +337,7 @@ class LocalTransformersPolicy(Policy):
             'tokenization': self.space.tokenization, 'prompt_template': self.prompt_template,
             'plan': self.plan, 'max_new_tokens': self.max_new_tokens,
             'unnorm_key': getattr(self.codec.unnormalizer, 'key', None),
-            'decoder': 'generate' if self.use_generate else 'loop',
+            'decoder': 'generate + llguidance',
             'trust_remote_code': self.trust_remote_code,
         }
 
@@ -409,9 +376,9 @@ class LocalTransformersPolicy(Policy):
         except PromptError as exc:
             raise ValueError(str(exc)) from None
         images = [check_image(o.image) for o in observations]
-        tables = [self._action_table] * len(observations)
-        tokens, encode_s, inference_s = self._run(images, prompts, tables, self.max_new_tokens,
-                                                  self.temperature)
+        constraints = [self.action_constraint] * len(observations)
+        tokens, encode_s, inference_s = self._run(images, prompts, constraints,
+                                                  self.max_new_tokens, self.temperature)
         results: List[Any] = []
         for row_tokens in tokens:
             timing = PolicyTiming(request_s=time.perf_counter() - start,
@@ -444,40 +411,51 @@ class LocalTransformersPolicy(Policy):
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError('temperature must be a finite number >= 0')
         checked = [check_image(image) for image in images]
-        table = self._regex_table(regex) if regex is not None else None
+        constraint = self._regex_constraint(regex) if regex is not None else None
         plain = [self._plain_text(str(p)) for p in prompts]
-        tokens, _, _ = self._run(checked, plain, [table] * len(prompts),
-                                 int(max_new_tokens), float(temperature))
-        if table is None:
+        tokens, _, _ = self._run(checked, plain, [constraint] * len(prompts),
+                                 int(max_new_tokens), float(temperature), whole=True)
+        if constraint is None:
             return [self.tokenizer.decode(row, skip_special_tokens=True,
                                           clean_up_tokenization_spaces=False) for row in tokens]
-        texts = self.vocabulary_texts()
-        return [''.join(texts[t] for t in row) for row in tokens]
+        return [self._text_of(row) for row in tokens]
+
+    def _text_of(self, tokens: List[int]) -> str:
+        """Return exactly the characters tokens write (what the constraint judged)."""
+        return self._lltokenizer.decode_bytes(list(tokens)).decode('utf-8', errors='replace')
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self.model = None
-            self._regex_tables.clear()
+            self._regex_constraints.clear()
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def _regex_table(self, pattern: str) -> MaskTable:
+    def _regex_constraint(self, pattern: str) -> Constraint:
+        """Return the compiled constraint of a regex (the last MAX_REGEX_CACHE are kept)."""
+        import llguidance
         with self._lock:
-            table = self._regex_tables.get(pattern)
-            if table is not None:
-                self._regex_tables.move_to_end(pattern)
-                return table
-        self.vocabulary_texts()
-        automaton = regex_automaton(pattern, self._texts, self.eos_ids, self._trie)
-        table = MaskTable(automaton, self.width, self.device)
+            constraint = self._regex_constraints.get(pattern)
+            if constraint is not None:
+                self._regex_constraints.move_to_end(pattern)
+                return constraint
+        try:
+            constraint = Constraint(self._lltokenizer,
+                                    llguidance.LLMatcher.grammar_from_regex(pattern))
+            first = constraint.matcher()
+            first.compute_bitmask()  # errors that show only once the lexer starts
+            if first.is_error():
+                raise ConstraintError(first.get_error())
+        except ConstraintError as exc:
+            raise ConstraintError(_one_line(exc)) from None
         with self._lock:
-            self._regex_tables[pattern] = table
-            while len(self._regex_tables) > MAX_REGEX_CACHE:
-                self._regex_tables.popitem(last=False)
-        return table
+            self._regex_constraints[pattern] = constraint
+            while len(self._regex_constraints) > MAX_REGEX_CACHE:
+                self._regex_constraints.popitem(last=False)
+        return constraint
 
     def _prepare(self, images: List[np.ndarray], prompts: List[str],
                  max_new_tokens: int) -> Dict[str, Any]:
@@ -489,8 +467,6 @@ class LocalTransformersPolicy(Policy):
         except Exception as exc:  # noqa: BLE001 - processor failures are input problems
             raise ValueError(f'the processor rejected the input: {_one_line(exc)}') from None
         inputs = {k: v for k, v in batch.items() if k != 'labels' and hasattr(v, 'to')}
-        if self.model_type == 'openvla':
-            inputs = _append_column(inputs, OPENVLA_PROMPT_SUFFIX_ID)
         ids = inputs['input_ids']
         if int(ids.max()) >= self.width or int(ids.min()) < 0:
             raise ValueError("the prompt has token ids outside the model's vocabulary")
@@ -505,74 +481,79 @@ class LocalTransformersPolicy(Policy):
         return inputs
 
     def _run(self, images: List[np.ndarray], prompts: List[str],
-             tables: List[Optional[MaskTable]], max_new_tokens: int,
-             temperature: float) -> Tuple[List[List[int]], float, float]:
+             constraints: List[Optional[Constraint]], max_new_tokens: int,
+             temperature: float, whole: bool = False) -> Tuple[List[List[int]], float, float]:
+        """Generate for a batch; with whole, an output the budget cut short is an error."""
         with self._lock:
             if self._closed:
                 raise PolicyUnavailable('the local policy was closed')
             encode_start = time.perf_counter()
             inputs = self._prepare(images, prompts, max_new_tokens)
-            rows = RowConstraints(tables, max_new_tokens, self.eos_ids)
             generate_start = time.perf_counter()
             try:
                 with torch.inference_mode():
-                    if self.use_generate:
-                        self._generate_hf(inputs, rows, max_new_tokens, temperature)
-                    else:
-                        self._generate_loop(inputs, rows, temperature)
+                    processor = self._generate(inputs, constraints, max_new_tokens,
+                                               temperature)
             except ConstraintError as exc:
+                if whole:  # a caller's regex that the library gave up on (size limits)
+                    raise ConstraintError(f'unusable regex: {_one_line(exc)}') from None
                 raise PolicyInvalidAction(f'constrained decoding failed: {exc}') from None
             except RuntimeError as exc:  # e.g. NaN probabilities when sampling
                 raise PolicyInvalidAction(f'generation failed: {_one_line(exc)}') from None
             done = time.perf_counter()
-        return rows.tokens, generate_start - encode_start, done - generate_start
+        if whole and not all(processor.complete(row) for row in range(len(constraints))):
+            raise ConstraintError(f'max_new_tokens {max_new_tokens} is too small to complete '
+                                  'the constrained output')
+        return processor.tokens, generate_start - encode_start, done - generate_start
 
-    def _choose(self, scores: torch.Tensor, temperature: float) -> torch.Tensor:
-        if temperature <= 0:
-            return scores.argmax(dim=-1)
-        probs = torch.softmax(scores / temperature, dim=-1).float().cpu()
-        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
-
-    def _generate_loop(self, inputs: Dict[str, Any], rows: RowConstraints,
-                       temperature: float) -> None:
-        """Greedy/sampled decoding with the KV cache; one forward per step for the batch."""
-        attention = inputs['attention_mask']
-        positions = (attention.long().cumsum(-1) - 1).clamp(min=0) + self.position_offset
-        keep = {'logits_to_keep': 1} if self._keep_arg else {}
-        outputs = self.model(**inputs, position_ids=positions, use_cache=True, **keep)
-        next_positions = positions[:, -1:] + 1
-        while True:
-            scores = rows.apply(outputs.logits[:, -1, :].float())
-            tokens = self._choose(scores, temperature)
-            rows.advance(tokens.tolist())
-            if rows.all_finished:
-                return
-            attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], 1)
-            outputs = self.model(input_ids=tokens.to(self.device)[:, None],
-                                 attention_mask=attention, position_ids=next_positions,
-                                 past_key_values=outputs.past_key_values, use_cache=True, **keep)
-            next_positions = next_positions + 1
-
-    def _generate_hf(self, inputs: Dict[str, Any], rows: RowConstraints, max_new_tokens: int,
-                     temperature: float) -> None:
+    def _generate(self, inputs: Dict[str, Any], constraints: List[Optional[Constraint]],
+                  max_new_tokens: int, temperature: float) -> GuidedLogitsProcessor:
+        """Run one `model.generate`, greedy or sampled, with each row's constraint."""
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        processor = ConstrainedLogitsProcessor(rows)
+        matchers = [c.matcher() if c is not None else None for c in constraints]
+        processor = GuidedLogitsProcessor(matchers, self.width, self.eos_ids)
         sampling = {'do_sample': True, 'temperature': temperature, 'top_k': 0, 'top_p': 1.0} \
             if temperature > 0 else {'do_sample': False}
-        output = self.model.generate(
-            **inputs, max_new_tokens=max_new_tokens, min_new_tokens=0,
-            logits_processor=LogitsProcessorList([processor]),
-            stopping_criteria=StoppingCriteriaList([ConstraintStoppingCriteria(processor)]),
-            pad_token_id=self.pad_id, eos_token_id=list(self.eos_ids), **sampling)
+        with self._sampling_rng(temperature > 0):
+            output = self.model.generate(
+                **inputs, max_new_tokens=max_new_tokens,
+                logits_processor=LogitsProcessorList([processor]),
+                stopping_criteria=StoppingCriteriaList([GuidedStoppingCriteria(processor)]),
+                pad_token_id=self.pad_id, eos_token_id=list(self.eos_ids), **sampling)
         processor.sync(output)
+        return processor
+
+    @contextmanager
+    def _sampling_rng(self, sampling: bool) -> Iterator[None]:
+        """
+        Sample from this policy's own seeded random stream (policy.extra seed).
+
+        generate draws from torch's global generator; it is swapped in and out here so that a
+        policy's samples are reproducible and other users of torch's generator are untouched.
+        """
+        if not sampling:
+            yield
+            return
+        cuda = [self.device] if self.device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=cuda):
+            if self._rng_state is None:
+                torch.manual_seed(self._seed)
+            else:
+                torch.set_rng_state(self._rng_state[0])
+                if cuda:
+                    torch.cuda.set_rng_state(self._rng_state[1], self.device)
+            try:
+                yield
+            finally:
+                self._rng_state = (torch.get_rng_state(),
+                                   torch.cuda.get_rng_state(self.device) if cuda else None)
 
     def _to_result(self, tokens: List[int], timing: PolicyTiming) -> PolicyResult:
         raw: Any
         try:
             if isinstance(self.codec, TextActionCodec):
-                texts = self.vocabulary_texts()
-                raw = ''.join(texts[t] or '' for t in tokens)
+                raw = self._text_of(tokens)
                 decoded = self.codec.decode(raw)
             else:
                 raw = [int(t) for t in tokens]
@@ -595,18 +576,6 @@ def _option(extra: Dict[str, Any], key: str, default: Any, cast: Any) -> Any:
     if isinstance(raw, bool) or not math.isfinite(value) or value < 0:
         raise PolicyUnavailable(f'policy.extra {key} must be a finite number >= 0, got {raw!r}')
     return value
-
-
-def _append_column(inputs: Dict[str, Any], token_id: int) -> Dict[str, Any]:
-    ids = inputs['input_ids']
-    if bool(torch.all(ids[:, -1] == token_id)):
-        return inputs
-    out = dict(inputs)
-    out['input_ids'] = torch.cat([ids, ids.new_full((ids.shape[0], 1), token_id)], 1)
-    mask = inputs.get('attention_mask')
-    if mask is not None:
-        out['attention_mask'] = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], 1)
-    return out
 
 
 def _one_line(exc: BaseException) -> str:

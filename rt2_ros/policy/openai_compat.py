@@ -11,7 +11,8 @@ Whatever comes back is still decoded strictly: a server that ignores the constra
 PolicyInvalidAction, never a guessed action.
 
 Settings (PolicyConfig): url (server base, e.g. http://gpu-box:8000/v1), model_name (empty: the
-first model the server lists), prompt_template (`{instruction}` is replaced), api_key_env,
+first model the server lists), prompt_template (rt2_ros.policy.prompts: `rt2` (default),
+`openvla` or a custom template; rendered exactly as the local backend does), api_key_env,
 timeouts, TLS options, max_response_bytes, action_space (a text space); extra: `plan`
 (none|optional|required), `guided_regex` (bool), `structured_outputs` (bool, default true),
 `max_tokens`, `temperature` (default 0), `jpeg_quality`, `check_bounds`.
@@ -32,12 +33,12 @@ from rt2_ros.policy.base import (
 from rt2_ros.policy.http_client import HttpPolicyTransport, json_headers, raise_for_status
 from rt2_ros.policy.image_codec import DEFAULT_JPEG_QUALITY, encode_jpeg
 from rt2_ros.policy.openvla_http import check_image
+from rt2_ros.policy.prompts import PromptError, render_prompt, resolve_template
 from rt2_ros.policy.remote_common import ActionChecker, load_codec
 from rt2_ros.policy.settings import extra_bool, extra_int, extra_str, PolicyConfigError
 
 JPEG_URL_PREFIX = 'data:image/jpeg;base64,'
 _IMAGE_MARK = '\x00rt2-image-url\x00'  # stands in for the image while the rest is serialized
-RT2_PROMPT_TEMPLATE = 'Q: what action should the robot take to {instruction}? A:'
 PLAN_MODES = ('none', 'optional', 'required')
 
 
@@ -50,11 +51,6 @@ def api_base(url: str) -> str:
     if not urlsplit(base).path.rstrip('/').endswith('/v1'):
         base += '/v1'
     return base
-
-
-def render_prompt(template: str, instruction: str) -> str:
-    """Fill `{instruction}` in a prompt template (plain replacement: braces in text are safe)."""
-    return template.replace('{instruction}', instruction.strip())
 
 
 class OpenAICompatPolicy(Policy):
@@ -77,16 +73,18 @@ class OpenAICompatPolicy(Policy):
         self.regex = codec.action_regex(plan=self.plan_mode)
         self.send_structured = extra_bool(extra, 'structured_outputs', True)
         self.send_guided = extra_bool(extra, 'guided_regex', False)
-        default_tokens = 64 if self.plan_mode == 'none' else 160
+        # Enough for the longest valid answer, so a constrained server always finishes one.
+        default_tokens = codec.max_action_bytes(self.plan_mode) + 1
         self.max_tokens = extra_int(extra, 'max_tokens', default_tokens, minimum=1)
         self.jpeg_quality = extra_int(extra, 'jpeg_quality', DEFAULT_JPEG_QUALITY, minimum=1)
         try:
             self.temperature = float(extra.get('temperature', 0.0))
         except (TypeError, ValueError):
             raise PolicyConfigError('policy extra temperature must be a number') from None
-        self.template = config.prompt_template or RT2_PROMPT_TEMPLATE
-        if '{instruction}' not in self.template:
-            raise PolicyConfigError('policy.prompt_template must contain {instruction}')
+        try:
+            self.template = resolve_template(config.prompt_template, 'rt2')
+        except PromptError as exc:
+            raise PolicyConfigError(f'policy.prompt_template: {exc}') from None
         self.transport = HttpPolicyTransport(config, user_agent='rt2_ros openai')
         self.base = api_base(config.url)
         self.model_name: Optional[str] = config.model_name or None

@@ -4,6 +4,10 @@ Prompt templates: the exact question a VLA was trained to answer with an action.
 A model only acts well on the prompt wording it was fine-tuned with, so the template is a named,
 reviewable setting rather than a string assembled in code. Shipped: RT-2's VQA-style prompt and
 OpenVLA's. A custom template is any string with `{instruction}` or `{instruction_lower}`.
+
+This is the one renderer: the local and openai backends, `rt2 train` and `rt2 bag export` all
+call build_prompt, so a model is asked at run time exactly what it was trained on, wherever it
+runs (test_prompts checks that every one of them writes the same text).
 """
 import re
 import string
@@ -13,7 +17,9 @@ TEMPLATES: Dict[str, str] = {
     # RT-2 paper (Brohan et al., 2023): the action is the answer to a VQA question.
     'rt2': 'Q: what action should the robot take to {instruction}? A:',
     # OpenVLA (Kim et al., 2024), prismatic PurePromptBuilder with the instruction lower-cased.
-    'openvla': 'In: What action should the robot take to {instruction_lower}?\nOut:',
+    # Training put the answer after "Out: ", so the prompt ends with that space: a Llama
+    # tokenizer writes it as the empty "▁" token OpenVLA's predict_action appends by hand.
+    'openvla': 'In: What action should the robot take to {instruction_lower}?\nOut: ',
 }
 FIELDS = ('instruction', 'instruction_lower')
 MAX_INSTRUCTION_CHARS = 500
@@ -64,3 +70,8 @@ def render_prompt(template: str, instruction: str) -> str:
     """Fill a resolved template with a cleaned instruction."""
     text = clean_instruction(instruction)
     return template.format(instruction=text, instruction_lower=text.lower())
+
+
+def build_prompt(template_setting: str, instruction: str, default: str = 'rt2') -> str:
+    """Render instruction with a template setting (a shipped name, a custom template or '')."""
+    return render_prompt(resolve_template(template_setting, default), instruction)

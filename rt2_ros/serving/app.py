@@ -25,7 +25,7 @@ import uuid
 import numpy as np
 
 from rt2_ros.actions import ActionSpace
-from rt2_ros.decoding.regex_dfa import ConstraintError
+from rt2_ros.decoding import ConstraintError
 from rt2_ros.policy.base import (
     Observation, PolicyError, PolicyInvalidAction, PolicyResult, PolicyTimeout,
     PolicyUnavailable,

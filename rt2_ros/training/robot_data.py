@@ -17,7 +17,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rt2_ros.policy.prompts import render_prompt, TEMPLATES
+from rt2_ros.policy.prompts import build_prompt
 from rt2_ros.sim.expert import ExpertNoise
 from rt2_ros.sim.rollout import (DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, expert_episode,
                                  POINT_ROWS)
@@ -49,9 +49,9 @@ DEFAULT_NOISE_LEVELS: Tuple[NoiseLevel, ...] = (
 )
 
 
-def action_prompt(instruction: str) -> str:
-    """Return the RT-2 prompt the local backend builds for an instruction."""
-    return render_prompt(TEMPLATES['rt2'], instruction)
+def action_prompt(instruction: str, template: str = 'rt2') -> str:
+    """Return the prompt every backend builds for an instruction (rt2_ros.policy.prompts)."""
+    return build_prompt(template, instruction)
 
 
 def bins_text(bins: Sequence[int]) -> str:
