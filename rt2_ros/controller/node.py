@@ -64,6 +64,7 @@ from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
 from rt2_ros.ros.executors import make_executor
+from rt2_ros.ros.inputs import AnyDurabilitySubscription, STATE_STREAM_QOS
 from rt2_ros.ros.markers import build_markers
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -342,10 +343,12 @@ class ControllerNode(LifecycleNode):
             subs.append(self.create_subscription(
                 Image, 'camera/image_raw', self._on_image, qos_profile_sensor_data,
                 callback_group=self._io_group))
-        subs.append(self.create_subscription(String, 'instruction', self._on_instruction,
-                                             LATCHED, callback_group=self._io_group))
-        subs.append(self.create_subscription(PoseStamped, 'ee_pose', self._on_pose, RELIABLE_10,
-                                             callback_group=self._io_group))
+        # Volatile and latched instruction publishers alike; best-effort pose streams too.
+        rt['instruction_in'] = AnyDurabilitySubscription(
+            self, String, 'instruction', self._on_instruction, callback_group=self._io_group)
+        subs.extend(rt['instruction_in'].subscriptions)
+        subs.append(self.create_subscription(PoseStamped, 'ee_pose', self._on_pose,
+                                             STATE_STREAM_QOS, callback_group=self._io_group))
         subs.append(self.create_subscription(Bool, 'estop', self._on_estop, RELIABLE_10,
                                              callback_group=self._control_group))
         rt['subs'] = subs
