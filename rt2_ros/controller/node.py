@@ -396,8 +396,16 @@ class ControllerNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.core.deactivate(self._now())
-        self.get_logger().info('deactivated: halting')
+        core = self.core
+        with self._control_lock:
+            core.deactivate(self._now())
+            # The whole stop sequence goes out now, while the actuator publishers are still
+            # enabled: once inactive, nothing reaches an actuator topic (lifecycle publishers).
+            for _ in range(core.config.halt_cycles + 1):
+                if not core.stop_pending:
+                    break
+                self._publish_tick(core.tick(self._now()))
+        self.get_logger().info('deactivated: stopped')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -747,8 +755,12 @@ def main(args: Optional[List[str]] = None) -> int:
     try:
         if node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                print(f'{NODE_NAME}: configure failed (see the log above)', file=sys.stderr)
-                code = 1
+                # Stay up: the parameters can be fixed and configure tried again, as with any
+                # managed node (a launch file or systemd would otherwise restart-loop it).
+                node.get_logger().error(
+                    'configure failed (see above): the node stays unconfigured; fix the '
+                    f'parameters (ros2 param set {node.get_fully_qualified_name()} ...) and run '
+                    f'ros2 lifecycle set {node.get_fully_qualified_name()} configure')
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 print(f'{NODE_NAME}: activate failed', file=sys.stderr)
                 code = 1

@@ -517,14 +517,21 @@ class RosHarness:
         return self.call('~/get_state', GetState, GetState.Request(), timeout).current_state.label
 
     def lifecycle_transition(self, label: str, timeout: float = 20.0) -> bool:
-        """Trigger a transition by label: configure, activate, deactivate, cleanup, shutdown."""
+        """
+        Trigger a transition by label.
+
+        configure, activate, deactivate, cleanup, shutdown (from inactive), shutdown_active,
+        shutdown_unconfigured.
+        """
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
         ids = {'configure': Transition.TRANSITION_CONFIGURE,
                'activate': Transition.TRANSITION_ACTIVATE,
                'deactivate': Transition.TRANSITION_DEACTIVATE,
                'cleanup': Transition.TRANSITION_CLEANUP,
-               'shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN}
+               'shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN,
+               'shutdown_active': Transition.TRANSITION_ACTIVE_SHUTDOWN,
+               'shutdown_unconfigured': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
         request = ChangeState.Request()
         request.transition.id = ids[label]
         return bool(self.call('~/change_state', ChangeState, request, timeout).success)
