@@ -27,7 +27,8 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class ActuatorOutputs:
     """Publishers for the configured outputs; publish() takes safety-checked objects only."""
 
-    def __init__(self, node: LifecycleNode, frame_id: str, mode: str, gripper: bool, base: bool) -> None:
+    def __init__(self, node: LifecycleNode, frame_id: str, mode: str, gripper: bool,
+                 base: bool) -> None:
         self._node = node
         self.frame_id = frame_id
         self.mode = mode
