@@ -63,3 +63,18 @@ def test_a_best_effort_pose_stream_reaches_the_node(rig):
     with QosPublisher(f'{NAMESPACE}/ee_pose', kind='pose', reliability='best_effort') as pub:
         pub.publish('not_the_base_frame', wait_for_subscriber=True)
         node.wait_for_log("ignoring ee_pose in frame 'not_the_base_frame'", timeout=20)
+
+
+def test_duplicate_pairing_counts_each_sample_once_and_a_repeated_task_twice():
+    from rt2_ros.ros.inputs import DuplicatePairing
+    pairing = DuplicatePairing(window_s=2.0)
+    volatile, latched = 0, 1
+    # a latched writer's sample through both readers, in either order: taken once
+    assert pairing.accept(volatile, 'a', 0.0) and not pairing.accept(latched, 'a', 0.01)
+    assert pairing.accept(latched, 'b', 0.1) and not pairing.accept(volatile, 'b', 0.1)
+    # the same task published twice on purpose: taken twice
+    assert pairing.accept(volatile, 'c', 1.0) and pairing.accept(volatile, 'c', 1.1)
+    assert not pairing.accept(latched, 'c', 1.1) and not pairing.accept(latched, 'c', 1.2)
+    # history from a latched writer that appeared before the node (one reader only): taken, and
+    # a later volatile 'd' long after is a new task, not its duplicate
+    assert pairing.accept(latched, 'd', 2.0) and pairing.accept(volatile, 'd', 4.5)
