@@ -16,7 +16,7 @@ PACKAGE = 'rt2_ros'
 # test/test_packaging.py derives the imports from the code and checks these lists against them.
 INSTALL_REQUIRES = [
     'msgpack>=1.0', 'numpy>=1.23', 'opencv-python-headless>=4.5', 'pillow>=9', 'PyYAML>=5.4',
-    'websockets>=11',
+    'scipy>=1.8', 'websockets>=11',
 ]
 LOCAL = ['safetensors>=0.4', 'tokenizers>=0.15', 'torch>=2.1', 'transformers>=4.40']
 EXTRAS_REQUIRE = {

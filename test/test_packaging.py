@@ -28,6 +28,7 @@ CORE = {
     'msgpack': ('python3-msgpack', 'msgpack'),
     'numpy': ('python3-numpy', 'numpy'),
     'PIL': ('python3-pil', 'pillow'),
+    'scipy': ('python3-scipy', 'scipy'),
     'websockets': ('python3-websockets', 'websockets'),
     'yaml': ('python3-yaml', 'PyYAML'),
 }
