@@ -76,7 +76,6 @@ def rotvec_to_rpy(rotvec: Sequence[float]) -> np.ndarray:
     return Rotation.from_rotvec(np.asarray(rotvec, dtype=np.float64)).as_euler('xyz')
 
 
-
 def angular_velocity(rpy: Sequence[float], period_s: float) -> np.ndarray:
     """Constant angular velocity (rad/s, output frame) that performs the delta in period_s."""
     if not period_s > 0.0:
