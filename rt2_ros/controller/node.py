@@ -58,7 +58,7 @@ from rt2_ros.controller.mapping import ActionMapper, GripperMap
 from rt2_ros.controller.safety import SafetyLimits, SafetyStage
 from rt2_ros.controller.ticker import SteadyTicker
 from rt2_ros.policy.base import Observation, PolicyConfig
-from rt2_ros.policy.factory import make_policy
+from rt2_ros.policy.factory import backend_class
 from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
@@ -274,12 +274,9 @@ class ControllerNode(LifecycleNode):
             extra=self._extra())
 
     def _make_policies(self, config: PolicyConfig, count: int) -> list:
-        if ':' in config.backend:  # module:Class - a user's own Policy subclass
-            import importlib
-            module_name, class_name = config.backend.split(':', 1)
-            cls = getattr(importlib.import_module(module_name), class_name)
-            return [cls(config) for _ in range(count)]
-        return [make_policy(config) for _ in range(count)]
+        # built-in, plug-in (entry point) or module:Class: one registry (rt2_ros.policy.factory)
+        cls = backend_class(config.backend)
+        return [cls(config) for _ in range(count)]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

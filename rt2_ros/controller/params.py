@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-POLICY_BACKENDS = ('openvla_http', 'openai', 'openpi', 'local')
 EXECUTOR_KINDS = ('auto', 'events', 'single_threaded', 'multi_threaded')  # rt2_ros.ros.executors
 
 
@@ -202,9 +201,11 @@ def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
         return f'{spec.name} must be a string, got {value!r}'
     if spec.choices and value not in spec.choices:
         return f'{spec.name} = {value!r} is not one of {", ".join(spec.choices)}'
-    if spec.name == 'policy.backend' and value not in POLICY_BACKENDS and ':' not in value:
-        return (f'policy.backend = {value!r} is not one of {", ".join(POLICY_BACKENDS)} '
-                '(or module:Class)')
+    if spec.name == 'policy.backend':
+        from rt2_ros.policy.factory import backend_error
+        error = backend_error(value)
+        if error is not None:
+            return f'policy.backend = {value!r}: {error}'
     if spec.name == 'action_space' and not value.strip():
         return 'action_space must name a preset or a YAML file'
     return None
