@@ -13,8 +13,8 @@ config/rt2_controller.yaml by default); an argument below overrides that file on
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch_ros.actions import LifecycleNode
-from rt2_ros.launch_params import controller_parameters
+from launch_ros.actions import LifecycleNode, Node
+from rt2_ros.launch_params import controller_parameters, rviz_nodes
 
 ARGUMENTS = (
     ('namespace', 'rt2', 'Namespace of the robot (topics are relative to it)'),
@@ -25,6 +25,7 @@ ARGUMENTS = (
     ('policy_url', '', 'Overrides params_file when given: URL of the policy server'),
     ('action_space', '', 'Overrides params_file when given: action space preset or YAML path'),
     ('use_sim_time', '', 'Overrides params_file when given: true to use /clock'),
+    ('rviz', 'false', 'true: also start rviz2 with config/rt2.rviz moved to this namespace'),
 )
 
 
@@ -35,7 +36,7 @@ def _nodes(context) -> list:
         package='rt2_ros', executable='rt2_controller', name='rt2_controller',
         namespace=namespace, output='screen', emulate_tty=True,
         parameters=controller_parameters(arguments))]
-    return nodes
+    return nodes + [Node(**rviz) for rviz in rviz_nodes(arguments)]
 
 
 def generate_launch_description() -> LaunchDescription:

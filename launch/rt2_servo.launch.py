@@ -24,8 +24,8 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode
-from rt2_ros.launch_params import controller_parameters
+from launch_ros.actions import LifecycleNode, Node
+from rt2_ros.launch_params import controller_parameters, rviz_nodes
 
 ARGUMENTS = (
     ('namespace', 'rt2', 'Namespace of rt2_controller'),
@@ -42,6 +42,7 @@ ARGUMENTS = (
      'forward_command_controller topic of the gripper'),
     ('switch_command_type', 'false',
      'Call <servo_node>/switch_command_type (TWIST) once (Jazzy and later)'),
+    ('rviz', 'false', 'true: also start rviz2 with config/rt2.rviz moved to this namespace'),
 )
 # What this launch file is for, whatever params_file says.
 FIXED = {'output.mode': 'twist'}
@@ -57,7 +58,7 @@ def _controller(context) -> list:
         remappings=[
             ('servo/delta_twist_cmds', servo_node + '/delta_twist_cmds'),
             ('gripper/commands', arguments['gripper_topic']),
-        ])]
+        ])] + [Node(**rviz) for rviz in rviz_nodes(arguments)]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -21,7 +21,7 @@ ROS install, and writes a video and plots.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import LifecycleNode, Node
-from rt2_ros.launch_params import controller_parameters
+from rt2_ros.launch_params import controller_parameters, rviz_nodes
 from rt2_ros.models.bundled import BUNDLED_MODEL_NAME
 from rt2_ros.resources import find_data
 
@@ -41,6 +41,7 @@ ARGUMENTS = (
     ('family', 'pick', 'task family: pick, place_on, move_to, push_next_to (empty: drawn)'),
     ('seed', '0', 'episode seed'),
     ('variation', 'none', 'scene appearance variation: none, mild, strong'),
+    ('rviz', 'false', 'true: also start rviz2 with config/rt2.rviz moved to this namespace'),
 )
 # A simulator: let the arm move, whatever params_file says.
 FIXED = {'enabled_on_start': True}
@@ -73,7 +74,7 @@ def _nodes(context) -> list:
         package='rt2_ros', executable='rt2_controller', name='rt2_controller',
         namespace=namespace, output='screen', emulate_tty=True,
         parameters=controller_parameters(arguments, preset=demo_preset(), fixed=FIXED))
-    return [sim, controller]
+    return [sim, controller] + [Node(**rviz) for rviz in rviz_nodes(arguments)]
 
 
 def generate_launch_description() -> LaunchDescription:

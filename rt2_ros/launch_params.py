@@ -96,3 +96,50 @@ def effective_parameters(sources: List[ParameterSource], node_name: str = 'rt2_c
             if key in (node_name, '/**') or key.endswith('/' + node_name):
                 values.update((body or {}).get('ros__parameters', {}))
     return values
+
+
+# -- rviz ---------------------------------------------------------------------------------------
+SHIPPED_RVIZ = ('config', 'rt2.rviz')
+RVIZ_TEMPLATE_NAMESPACE = '/rt2'  # the namespace config/rt2.rviz is written for
+
+
+def wants(arguments: Mapping[str, str], name: str) -> bool:
+    """Return whether a true/false launch argument is true (as launch's IfCondition reads it)."""
+    return str(arguments.get(name, 'false')).strip().lower() in ('true', '1')
+
+
+def rviz_config_text(namespace: str, template: str) -> str:
+    """
+    Return the rviz layout with every topic under the template's /rt2 moved to `namespace`.
+
+    config/rt2.rviz names absolute topics (rviz has no notion of the robot's namespace); the
+    launch files rewrite those for the namespace they start the controller in.
+    """
+    target = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    lines = []
+    for line in template.splitlines(keepends=True):
+        head, sep, value = line.partition('Value: ')
+        if sep and not head.strip() and value.startswith(RVIZ_TEMPLATE_NAMESPACE + '/'):
+            value = target + value[len(RVIZ_TEMPLATE_NAMESPACE):]
+        lines.append(head + sep + value)
+    return ''.join(lines)
+
+
+def rviz_nodes(arguments: Mapping[str, str]) -> List[Dict[str, object]]:
+    """
+    Return the launch_ros Node arguments of rviz2 for rviz:=true (none when it is false).
+
+    The layout for the namespace is written to a fresh file under the temporary directory.
+    """
+    if not wants(arguments, 'rviz'):
+        return []
+    import tempfile
+
+    from rt2_ros.resources import find_data
+    template = find_data(*SHIPPED_RVIZ).read_text(encoding='utf-8')
+    text = rviz_config_text(str(arguments.get('namespace', '')), template)
+    handle, path = tempfile.mkstemp(prefix='rt2_', suffix='.rviz')
+    with open(handle, 'w', encoding='utf-8') as stream:
+        stream.write(text)
+    return [{'package': 'rviz2', 'executable': 'rviz2', 'name': 'rviz2', 'output': 'screen',
+             'arguments': ['-d', path]}]

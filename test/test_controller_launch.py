@@ -15,7 +15,7 @@ import types
 
 import pytest
 from rt2_ros.controller import params as P
-from rt2_ros.launch_params import effective_parameters
+from rt2_ros.launch_params import effective_parameters, rviz_config_text
 from rt2_ros.models.bundled import BUNDLED_MODEL_NAME, bundled_model_path, is_model_dir
 import yaml
 
@@ -285,3 +285,33 @@ def test_rviz_layout_shows_the_controller_topics():
 def test_readme_parameter_table_matches_the_node():
     readme = (ROOT / 'README.md').read_text()
     assert P.markdown_table() in readme, 'regenerate the README table from params.py'
+
+
+@pytest.mark.parametrize('path', [CONTROLLER_LAUNCH, SERVO_LAUNCH, DEMO_LAUNCH],
+                         ids=lambda p: p.name)
+def test_rviz_true_starts_rviz2_on_the_namespaces_topics(path, monkeypatch):
+    def rviz_nodes(objects):
+        return [o for o in objects if _kind(o) == 'Node' and o.kwargs['executable'] == 'rviz2']
+
+    assert not rviz_nodes(_load(path, monkeypatch))  # rviz:=false by default
+    (rviz,) = rviz_nodes(_load(path, monkeypatch, given={'rviz': 'true', 'namespace': 'robot7'}))
+    assert rviz.kwargs['package'] == 'rviz2' and rviz.kwargs['arguments'][0] == '-d'
+    config = Path(rviz.kwargs['arguments'][1])
+    text = config.read_text()
+    config.unlink()
+    layout = yaml.safe_load(text)
+    topics = {d['Name']: d['Topic']['Value'] for d in layout['Visualization Manager']['Displays']
+              if 'Topic' in d}
+    assert topics == {'rt2 command': '/robot7/rt2_controller/markers',
+                      'end effector': '/robot7/ee_pose',
+                      'rt2 annotated image': '/robot7/rt2_controller/annotated_image'}
+
+
+def test_rviz_topics_follow_any_namespace():
+    template = (ROOT / 'config' / 'rt2.rviz').read_text()
+    assert rviz_config_text('/rt2', template) == template
+    cases = (('', ''), ('/', ''), ('a/b/', '/a/b'), ('/fleet/arm_2', '/fleet/arm_2'))
+    for namespace, prefix in cases:
+        text = rviz_config_text(namespace, template)
+        assert f'Value: {prefix}/rt2_controller/markers' in text
+        assert 'Value: /rt2/' not in text

@@ -639,7 +639,7 @@ class ControllerNode(LifecycleNode):
             return build_observation(message, size, ticket.instruction, ticket.stamp, state)
 
         request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
-                                   ticket.sent_at)
+                                   ticket.sent_at, frame_id=message.header.frame_id)
         if not rt['pool'].submit(request):
             core.cancel(ticket)
 
@@ -676,7 +676,7 @@ class ControllerNode(LifecycleNode):
         msg = Image()
         msg.header.stamp.sec = int(math.floor(reply.request.stamp))
         msg.header.stamp.nanosec = int((reply.request.stamp % 1.0) * 1e9)
-        msg.header.frame_id = 'camera'
+        msg.header.frame_id = reply.request.frame_id  # the camera's, as it came in
         msg.height, msg.width = picture.shape[:2]
         msg.encoding = 'rgb8'
         msg.step = msg.width * 3

@@ -372,7 +372,7 @@ class RosHarness:
 
     def publish_image(self, width: int = 64, height: int = 48, encoding: str = 'rgb8',
                       stamp: Optional[float] = None, compressed: bool = False,
-                      seed: int = 0) -> float:
+                      seed: int = 0, frame_id: str = 'camera') -> float:
         """Publish one camera frame (sensor-data QoS); return its stamp in seconds."""
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
@@ -390,7 +390,7 @@ class RosHarness:
                         step=width * 3, data=data)
             publisher = self.publisher('camera/image_raw', Image, qos_profile_sensor_data)
         msg.header.stamp = self.stamp(stamp)
-        msg.header.frame_id = 'camera'
+        msg.header.frame_id = frame_id
         publisher.publish(msg)
         self.camera_frames += 1
         self.last_image_stamp = stamp
