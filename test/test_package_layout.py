@@ -64,3 +64,22 @@ def test_pure_modules_do_not_import_rclpy():
     result = subprocess.run([sys.executable, '-c', code], timeout=300, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_tested_distro_has_its_wheels_lock_and_ci_run():
+    import re
+    makefile = (ROOT / 'Makefile').read_text()
+    distros = re.search(r'^TESTED_DISTROS := (.+)$', makefile, re.M).group(1).split()
+    assert distros == ['kilted', 'jazzy']
+    ci = (ROOT / '.ci' / 'run').read_text()
+    readme = (ROOT / 'README.md').read_text()
+    for distro in distros:
+        wheels = (ROOT / 'requirements' / f'ros-{distro}.txt').read_text()
+        prefix = 'ros-' if distro == 'kilted' else f'ros-{distro}-'
+        assert f'{prefix}rclpy==' in wheels
+        lock = ROOT / 'requirements' / ('lock.txt' if distro == 'kilted' else f'lock-{distro}.txt')
+        assert f'{prefix}rclpy==' in lock.read_text()
+        assert ('make test\n' if distro == 'kilted' else f'make test ROS_DISTRO={distro}') in ci
+        assert distro.capitalize() in readme
+    lines = (ROOT / 'requirements' / 'dev.txt').read_text().splitlines()
+    assert not [line for line in lines if line.startswith('ros-')], 'ROS wheels in dev.txt'
