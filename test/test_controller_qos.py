@@ -65,16 +65,28 @@ def test_a_best_effort_pose_stream_reaches_the_node(rig):
         node.wait_for_log("ignoring ee_pose in frame 'not_the_base_frame'", timeout=20)
 
 
-def test_duplicate_pairing_counts_each_sample_once_and_a_repeated_task_twice():
-    from rt2_ros.ros.inputs import DuplicatePairing
-    pairing = DuplicatePairing(window_s=2.0)
-    volatile, latched = 0, 1
-    # a latched writer's sample through both readers, in either order: taken once
-    assert pairing.accept(volatile, 'a', 0.0) and not pairing.accept(latched, 'a', 0.01)
-    assert pairing.accept(latched, 'b', 0.1) and not pairing.accept(volatile, 'b', 0.1)
+def test_the_merge_keeps_publication_order_and_takes_each_sample_once():
+    from rt2_ros.ros.inputs import TwoReaderMerge
+    merge = TwoReaderMerge(grace_s=0.3, window_s=2.0)
+    # a latched writer's live sample, volatile copy first: taken once, at once
+    assert merge.from_volatile('a', 0.0) == ['a'] and merge.from_latched('a', 0.01) == []
+    assert merge.due(1.0) == []
+    # latched copy first: it waits; the volatile copy is taken in its place, in order
+    assert merge.from_latched('b', 1.0) == [] and merge.from_volatile('b', 1.05) == ['b']
+    assert merge.due(2.0) == []
     # the same task published twice on purpose: taken twice
-    assert pairing.accept(volatile, 'c', 1.0) and pairing.accept(volatile, 'c', 1.1)
-    assert not pairing.accept(latched, 'c', 1.1) and not pairing.accept(latched, 'c', 1.2)
-    # history from a latched writer that appeared before the node (one reader only): taken, and
-    # a later volatile 'd' long after is a new task, not its duplicate
-    assert pairing.accept(latched, 'd', 2.0) and pairing.accept(volatile, 'd', 4.5)
+    assert merge.from_volatile('c', 2.0) == ['c'] and merge.from_volatile('c', 2.1) == ['c']
+    assert merge.from_latched('c', 2.1) == [] and merge.from_latched('c', 2.2) == []
+    assert merge.due(3.0) == []
+    # under load the latched reader (depth 1) jumps to the newest 'f' while the volatile one
+    # still delivers older 'x', 'y': the newest task must win, not the last delivered copy
+    assert merge.from_latched('f', 3.0) == []
+    assert merge.from_volatile('x', 3.05) == ['x'] and merge.from_volatile('y', 3.1) == ['y']
+    assert merge.from_volatile('f', 3.15) == ['f'] and merge.due(4.0) == []
+    # a copy the volatile reader lost while the stream went on is stale, not replayed
+    assert merge.from_latched('lost', 4.0) == [] and merge.from_volatile('z', 4.1) == ['z']
+    assert merge.due(5.0) == []
+    # history: a task latched before the reader existed reaches the latched reader only
+    assert merge.from_latched('history', 6.0) == [] and merge.due(6.2) == []
+    assert merge.due(6.31) == ['history']
+    assert merge.from_volatile('history', 6.4) == []  # its late volatile twin, if any

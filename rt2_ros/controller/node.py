@@ -343,7 +343,6 @@ class ControllerNode(LifecycleNode):
         # Volatile and latched instruction publishers alike; best-effort pose streams too.
         rt['instruction_in'] = AnyDurabilitySubscription(
             self, String, 'instruction', self._on_instruction, callback_group=self._io_group)
-        subs.extend(rt['instruction_in'].subscriptions)
         subs.append(self.create_subscription(PoseStamped, 'ee_pose', self._on_pose,
                                              STATE_STREAM_QOS, callback_group=self._io_group))
         subs.append(self.create_subscription(Bool, 'estop', self._on_estop, RELIABLE_10,
@@ -434,6 +433,8 @@ class ControllerNode(LifecycleNode):
             self.destroy_timer(timer)
         for sub in rt.get('subs', []):
             self.destroy_subscription(sub)
+        if 'instruction_in' in rt:
+            rt['instruction_in'].destroy()
         for service in rt.get('services', []):
             self.destroy_service(service)
         for key in ('action_pub', 'terminated_pub', 'markers_pub', 'annotated_pub', 'diag_pub'):
