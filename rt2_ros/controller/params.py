@@ -47,7 +47,8 @@ class ParamSpec:
 P = ParamSpec
 PARAMS: Tuple[ParamSpec, ...] = (
     P('policy.backend', 'openvla_http',
-      'Policy backend: openvla_http, openai, openpi, local, or module:Class for your own '
+      'Policy backend: openvla_http, openai, openpi, local, a plug-in registered under the '
+      'rt2_ros.policy_backends entry point, or module:Class for your own '
       'rt2_ros.policy.base.Policy subclass'),
     P('policy.url', 'http://127.0.0.1:8000',
       'Server URL of a remote backend (OpenVLA REST, OpenAI-compatible, openpi websocket)'),
