@@ -73,7 +73,8 @@ def _nodes(context) -> list:
     controller = LifecycleNode(
         package='rt2_ros', executable='rt2_controller', name='rt2_controller',
         namespace=namespace, output='screen', emulate_tty=True,
-        parameters=controller_parameters(arguments, preset=demo_preset(), fixed=FIXED))
+        parameters=controller_parameters(
+            arguments, preset=None if arguments['params_file'] else demo_preset(), fixed=FIXED))
     return [sim, controller] + [Node(**rviz) for rviz in rviz_nodes(arguments)]
 
 
