@@ -83,3 +83,16 @@ def test_every_tested_distro_has_its_wheels_lock_and_ci_run():
         assert distro.capitalize() in readme
     lines = (ROOT / 'requirements' / 'dev.txt').read_text().splitlines()
     assert not [line for line in lines if line.startswith('ros-')], 'ROS wheels in dev.txt'
+
+
+def test_no_blanket_reruns_and_every_retry_says_why():
+    import re
+    conftest = (ROOT / 'test' / 'conftest.py').read_text()
+    assert 'flaky' not in conftest and 'reruns' not in conftest
+    assert 'reruns' not in (ROOT / 'pytest.ini').read_text()
+    for path in sorted((ROOT / 'test').rglob('*.py')):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if re.search(r'mark\.flaky\(', line) and path.name != 'test_package_layout.py':
+                reason = ' '.join(lines[max(0, number - 2):number + 1])
+                assert '#' in reason, f'{path.name}:{number + 1}: a retry without its reason'
