@@ -11,18 +11,23 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'rt2_ros'
 
-# pip extras, for installs without a ROS workspace (versions: requirements/lock.txt). In a
-# workspace rosdep installs what package.xml names; these are the parts it has no keys for.
-CORE = ['numpy', 'opencv-python-headless', 'requests', 'PyYAML']
-LOCAL = ['torch', 'transformers', 'tokenizers', 'safetensors', 'pillow']
-EXTRAS = {
-    'ros': CORE + ['ros-rclpy', 'ros-rmw-fastrtps-cpp', 'ros-sensor-msgs', 'ros-geometry-msgs',
-                   'ros-std-msgs', 'ros-std-srvs', 'ros-visualization-msgs',
-                   'ros-diagnostic-msgs', 'ros-nav-msgs', 'ros-ament-index-python'],
-    'local': CORE + LOCAL,
-    'serve': CORE + LOCAL + ['fastapi', 'uvicorn', 'websockets', 'msgpack', 'json-numpy'],
-    'bags': CORE + ['rosbags', 'matplotlib'],
+# What `pip install .` needs outside a ROS workspace; ROS itself (rclpy, message packages) comes
+# from the ROS install or, for development, the ros-* wheels in requirements/ - never from here.
+# test/test_packaging.py derives the imports from the code and checks these lists against them.
+INSTALL_REQUIRES = [
+    'msgpack>=1.0', 'numpy>=1.23', 'opencv-python-headless>=4.5', 'pillow>=9', 'PyYAML>=5.4',
+    'scipy>=1.8', 'websockets>=11',
+]
+LOCAL = ['llguidance>=1.0', 'safetensors>=0.4', 'tokenizers>=0.15', 'torch>=2.1',
+         'transformers>=4.40']
+EXTRAS_REQUIRE = {
+    'local': LOCAL,  # the in-process transformers backend
+    'serve': LOCAL + ['fastapi>=0.100', 'uvicorn>=0.23'],  # rt2 serve
+    'bags': ['matplotlib>=3.6', 'rosbags>=0.10', 'tqdm>=4.60'],  # rt2 bag ...
+    'train': LOCAL + ['matplotlib>=3.6', 'tqdm>=4.60'],  # rt2 train, rt2 eval-sim, rt2 demo
 }
+EXTRAS_REQUIRE['dev'] = sorted({r for reqs in EXTRAS_REQUIRE.values() for r in reqs} | {
+    'hypothesis>=6', 'pytest>=7', 'pytest-timeout>=2'})
 
 
 def tree(source_dir: str) -> list:
@@ -44,8 +49,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
     ] + tree('launch') + tree('config') + tree('models'),
-    install_requires=['setuptools'],
-    extras_require=EXTRAS,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     zip_safe=True,
     maintainer='rt2_ros maintainers',
     maintainer_email='maintainers@rt2-ros.invalid',

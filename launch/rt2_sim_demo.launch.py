@@ -13,76 +13,72 @@ safety stage. Next episode: `ros2 param set /rt2_demo/rt2_sim seed 4` and
 /rt2_demo/rt2_controller/annotated_image (rqt_image_view or rviz) and
 /rt2_demo/rt2_sim/success. The default model is the bundled demo model installed under
 share/rt2_ros/models (an absolute path, as policy.model_path needs); its own action_space.yaml
-fixes the action space and decision period. `rt2 demo` does the same in one process, without a
+fixes the action space and decision period. Those demo defaults apply when no params_file is
+given; with params_file:=..., that file's values count and an argument overrides them only when
+given (rt2_ros.launch_params). `rt2 demo` does the same in one process, without a
 ROS install, and writes a video and plots.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import LifecycleNode, Node
-from launch_ros.parameter_descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+from rt2_ros.launch_params import controller_parameters, rviz_nodes
 from rt2_ros.models.bundled import BUNDLED_MODEL_NAME
+from rt2_ros.resources import find_data
 
-SIM_ARGUMENTS = (
+ARGUMENTS = (
+    ('namespace', 'rt2_demo', 'Namespace of the simulated robot and its controller'),
+    ('params_file', '', 'Parameter file for rt2_controller (empty: the shipped '
+                        'config/rt2_controller.yaml with the demo model)'),
+    ('policy_backend', '', 'Overrides the demo model / params_file when given: local, '
+                           'openvla_http, openai or openpi'),
+    ('policy_url', '', 'Overrides params_file when given: URL of the policy server'),
+    ('model_path', '', 'Overrides params_file when given: checkpoint directory of the local '
+                       'backend (absolute; default: the bundled demo model)'),
+    ('action_space', '', 'Overrides params_file when given: action space preset or YAML '
+                         '(default: the action space of the bundled model)'),
+    ('use_sim_time', 'false', 'Use /clock'),
     ('split', 'seen', 'task split: train, seen, unseen_objects, unseen_phrasing, reasoning'),
     ('family', 'pick', 'task family: pick, place_on, move_to, push_next_to (empty: drawn)'),
     ('seed', '0', 'episode seed'),
     ('variation', 'none', 'scene appearance variation: none, mild, strong'),
+    ('rviz', 'false', 'true: also start rviz2 with config/rt2.rviz moved to this namespace'),
 )
+# A simulator: let the arm move, whatever params_file says.
+FIXED = {'enabled_on_start': True}
 
 
-def generate_launch_description() -> LaunchDescription:
-    share = FindPackageShare('rt2_ros')
-    model_dir = PathJoinSubstitution([share, 'models', BUNDLED_MODEL_NAME])
-    arguments = [
-        DeclareLaunchArgument('namespace', default_value='rt2_demo',
-                              description='Namespace of the simulated robot and its controller'),
-        DeclareLaunchArgument(
-            'params_file',
-            default_value=PathJoinSubstitution([share, 'config', 'rt2_controller.yaml']),
-            description='Parameter file for rt2_controller (the arguments below override it)'),
-        DeclareLaunchArgument('policy_backend', default_value='local',
-                              description='local (a checkpoint in the controller process), '
-                              'openvla_http, openai or openpi'),
-        DeclareLaunchArgument('policy_url', default_value='http://127.0.0.1:8000',
-                              description='URL of the policy server (remote backends)'),
-        DeclareLaunchArgument('model_path', default_value=model_dir,
-                              description='Checkpoint directory for the local backend '
-                              '(absolute; default: the bundled demo model)'),
-        DeclareLaunchArgument(
-            'action_space',
-            default_value=PathJoinSubstitution([model_dir, 'action_space.yaml']),
-            description="Action space preset or YAML (default: the bundled model's own)"),
-        DeclareLaunchArgument('use_sim_time', default_value='false',
-                              description='Use /clock'),
-    ] + [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, default, text in SIM_ARGUMENTS]
-    namespace = LaunchConfiguration('namespace')
-    sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
+def demo_preset() -> dict:
+    """Return the demo's defaults (the bundled model), used when no params_file is given."""
+    model_dir = find_data('models', BUNDLED_MODEL_NAME)
+    return {'policy.backend': 'local', 'policy.model_path': str(model_dir),
+            'action_space': str(model_dir / 'action_space.yaml')}
+
+
+def _nodes(context) -> list:
+    arguments = dict(context.launch_configurations)
+    namespace = arguments['namespace']
+    sim_time = arguments['use_sim_time'].strip().lower() == 'true'
+    arguments['use_sim_time'] = 'true' if sim_time else 'false'
     sim = Node(
         package='rt2_ros', executable='rt2_sim', name='rt2_sim', namespace=namespace,
         output='screen',
         parameters=[{
-            'split': LaunchConfiguration('split'),
-            'family': LaunchConfiguration('family'),
-            'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
-            'variation': LaunchConfiguration('variation'),
+            'split': arguments['split'],
+            'family': arguments['family'],
+            'seed': int(arguments['seed']),
+            'variation': arguments['variation'],
             'camera_rate_hz': 10.0,
             'use_sim_time': sim_time,
         }])
     controller = LifecycleNode(
         package='rt2_ros', executable='rt2_controller', name='rt2_controller',
         namespace=namespace, output='screen', emulate_tty=True,
-        parameters=[
-            LaunchConfiguration('params_file'),
-            {
-                'policy.backend': LaunchConfiguration('policy_backend'),
-                'policy.url': LaunchConfiguration('policy_url'),
-                'policy.model_path': LaunchConfiguration('model_path'),
-                'action_space': LaunchConfiguration('action_space'),
-                'enabled_on_start': True,  # a simulator: let the arm move
-                'use_sim_time': sim_time,
-            },
-        ])
-    return LaunchDescription(arguments + [sim, controller])
+        parameters=controller_parameters(
+            arguments, preset=None if arguments['params_file'] else demo_preset(), fixed=FIXED))
+    return [sim, controller] + [Node(**rviz) for rviz in rviz_nodes(arguments)]
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, default, text in ARGUMENTS]
+    return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])

@@ -11,21 +11,6 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 
-# A test over DDS that fails is run again (at most twice) before it counts as failed.
-# These tests hold the node to real-time bounds (a halt within a period plus 100 ms, commands
-# at 50 Hz) on shared 2-core machines that now and then starve or page out a process for
-# 100-450 ms; a bug fails every run, a starved moment does not repeat. Reruns are reported
-# (`R` in the progress line, "N rerun" in the summary), so they stay visible.
-RERUNS_OF_ROS_TESTS = 2
-
-
-def pytest_collection_modifyitems(config, items):
-    """Give every test marked ros a rerun budget (pytest-rerunfailures)."""
-    for item in items:
-        if item.get_closest_marker('ros') is not None and \
-                item.get_closest_marker('flaky') is None:
-            item.add_marker(pytest.mark.flaky(reruns=RERUNS_OF_ROS_TESTS))
-
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):

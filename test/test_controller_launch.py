@@ -15,6 +15,7 @@ import types
 
 import pytest
 from rt2_ros.controller import params as P
+from rt2_ros.launch_params import effective_parameters, rviz_config_text
 from rt2_ros.models.bundled import BUNDLED_MODEL_NAME, bundled_model_path, is_model_dir
 import yaml
 
@@ -39,7 +40,8 @@ def _stub_modules():
     names = {
         'launch': ['LaunchDescription'],
         'launch.actions': ['DeclareLaunchArgument', 'ExecuteProcess', 'IncludeLaunchDescription',
-                           'GroupAction', 'LogInfo', 'TimerAction', 'RegisterEventHandler'],
+                           'GroupAction', 'LogInfo', 'TimerAction', 'RegisterEventHandler',
+                           'OpaqueFunction'],
         'launch.conditions': ['IfCondition', 'UnlessCondition'],
         'launch.substitutions': ['LaunchConfiguration', 'PathJoinSubstitution',
                                  'TextSubstitution', 'PythonExpression'],
@@ -74,14 +76,41 @@ def _kind(obj):
     return type(obj).__name__
 
 
-def _load(path, monkeypatch):
+class _Context:
+    """Stand-in for launch.LaunchContext: the performed launch configurations."""
+
+    def __init__(self, launch_configurations):
+        self.launch_configurations = launch_configurations
+
+
+def _load(path, monkeypatch, given=None):
+    """
+    Return every launch object path's description makes, with only `given` arguments given.
+
+    OpaqueFunctions are called the way `ros2 launch` calls them: with a context holding each
+    declared argument's default, replaced by the value the user gave.
+    """
     for name, module in _stub_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
     namespace = {'__name__': 'launch_file', '__file__': str(path)}
     exec(compile(path.read_text(), str(path), 'exec'), namespace)  # noqa: S102 - our own file
     description = namespace['generate_launch_description']()
     assert _kind(description) == 'LaunchDescription'
-    return list(_walk(description))
+    objects = list(_walk(description))
+    configurations = {o.args[0] if o.args else o.kwargs['name']: o.kwargs.get('default_value')
+                      for o in objects if _kind(o) == 'DeclareLaunchArgument'}
+    unknown = set(given or {}) - set(configurations)
+    assert not unknown, f'not declared: {unknown}'
+    configurations.update(given or {})
+    for opaque in [o for o in objects if _kind(o) == 'OpaqueFunction']:
+        objects.extend(_walk(opaque.kwargs['function'](_Context(dict(configurations)))))
+    return objects
+
+
+def _controller_node(objects):
+    (node,) = [o for o in objects if _kind(o) in ('Node', 'LifecycleNode')
+               and o.kwargs['executable'] == 'rt2_controller']
+    return node
 
 
 def _console_scripts():
@@ -141,30 +170,25 @@ def test_launch_file_is_consistent_with_the_node_and_the_package(path, monkeypat
                     assert key in P.BY_NAME or key in NODE_EXTRA, f'{key} is not declared'
                     if key in P.BY_NAME and not isinstance(value, Recorded):
                         assert P.check_value(P.BY_NAME[key], value) is None, key
+            else:
+                assert Path(entry).is_file(), entry
     for path_join in (o for o in objects if _kind(o) == 'PathJoinSubstitution'):
         target = _installed_file(_path_parts(path_join))
-        if target.relative_to(ROOT).parts[0] == 'models':
-            continue  # the bundled model: test_demo_launch_runs_the_bundled_model
         assert target.is_file(), target
 
 
 def test_demo_launch_runs_the_bundled_model(monkeypatch):
     objects = _load(DEMO_LAUNCH, monkeypatch)
-    defaults = {o.args[0]: o.kwargs.get('default_value') for o in objects
-                if _kind(o) == 'DeclareLaunchArgument'}
-    model = _installed_file(_path_parts(defaults['model_path']))
-    assert model == ROOT / 'models' / BUNDLED_MODEL_NAME
-    assert _installed_file(_path_parts(defaults['action_space'])) == model / 'action_space.yaml'
-    assert defaults['policy_backend'] == 'local'
     nodes = {o.kwargs['executable']: o for o in objects if _kind(o) in ('Node', 'LifecycleNode')}
     assert set(nodes) == {'rt2_sim', 'rt2_controller'}
-    assert nodes['rt2_sim'].kwargs['namespace'] is not None
-    assert nodes['rt2_sim'].kwargs['namespace'].args == nodes['rt2_controller'].kwargs[
-        'namespace'].args == ('namespace',)
-    overrides = next(e for e in nodes['rt2_controller'].kwargs['parameters']
-                     if isinstance(e, dict))
-    assert overrides['policy.model_path'].args == ('model_path',)
-    assert overrides['enabled_on_start'] is True
+    assert nodes['rt2_sim'].kwargs['namespace'] == nodes['rt2_controller'].kwargs[
+        'namespace'] == 'rt2_demo'
+    values = effective_parameters(nodes['rt2_controller'].kwargs['parameters'])
+    model = ROOT / 'models' / BUNDLED_MODEL_NAME
+    assert values['policy.backend'] == 'local'
+    assert Path(values['policy.model_path']) == model
+    assert Path(values['action_space']) == model / 'action_space.yaml'
+    assert values['enabled_on_start'] is True
     bundled = bundled_model_path()
     if bundled is None:
         pytest.skip('no bundled demo model under models/ (a checkout without it)')
@@ -172,15 +196,61 @@ def test_demo_launch_runs_the_bundled_model(monkeypatch):
     assert is_model_dir(model)
 
 
+@pytest.fixture
+def robot_params(tmp_path):
+    """Write a user's params file whose values differ from every launch file's defaults."""
+    path = tmp_path / 'my_robot.yaml'
+    values = {'policy.backend': 'openpi', 'policy.url': 'ws://robot-gpu:8000',
+              'policy.model_path': '/opt/models/mine', 'action_space': 'rt1_mobile',
+              'output.frame_id': 'tool0', 'use_sim_time': True}
+    path.write_text(yaml.safe_dump({'/**/rt2_controller': {'ros__parameters': values}}))
+    return path, values
+
+
+@pytest.mark.parametrize('path', [CONTROLLER_LAUNCH, SERVO_LAUNCH, DEMO_LAUNCH],
+                         ids=lambda p: p.name)
+def test_params_file_alone_keeps_its_values(path, monkeypatch, robot_params):
+    params_file, values = robot_params
+    objects = _load(path, monkeypatch, given={'params_file': str(params_file)})
+    effective = effective_parameters(_controller_node(objects).kwargs['parameters'])
+    for key, value in values.items():
+        if path == DEMO_LAUNCH and key == 'use_sim_time':
+            continue  # the demo's sim and controller share one use_sim_time argument
+        assert effective[key] == value, f'{path.name} replaced {key} from params_file'
+
+
+@pytest.mark.parametrize('path', [CONTROLLER_LAUNCH, SERVO_LAUNCH, DEMO_LAUNCH],
+                         ids=lambda p: p.name)
+def test_a_given_argument_overrides_the_params_file(path, monkeypatch, robot_params):
+    params_file, _ = robot_params
+    given = {'params_file': str(params_file), 'policy_backend': 'openai',
+             'policy_url': 'http://other:9000', 'action_space': 'openvla',
+             'use_sim_time': 'false'}
+    objects = _load(path, monkeypatch, given=given)
+    effective = effective_parameters(_controller_node(objects).kwargs['parameters'])
+    assert effective['policy.backend'] == 'openai'
+    assert effective['policy.url'] == 'http://other:9000'
+    assert effective['action_space'] == 'openvla'
+    assert effective['use_sim_time'] is False
+    assert effective['policy.model_path'] == '/opt/models/mine'  # not given: the file's
+
+
+@pytest.mark.parametrize('path', [CONTROLLER_LAUNCH, SERVO_LAUNCH], ids=lambda p: p.name)
+def test_without_arguments_the_shipped_file_decides(path, monkeypatch):
+    objects = _load(path, monkeypatch)
+    effective = effective_parameters(_controller_node(objects).kwargs['parameters'])
+    shipped = effective_parameters([str(ROOT / 'config' / 'rt2_controller.yaml')])
+    if path == SERVO_LAUNCH:
+        assert effective.pop('output.mode') == 'twist'  # what the servo launch is for
+        shipped.pop('output.mode')
+    assert effective == shipped  # the same action space (rt2) in both launch files
+
+
 def test_servo_launch_remaps_to_servo_and_documents_the_command_type(monkeypatch):
     objects = _load(SERVO_LAUNCH, monkeypatch)
-    node = next(o for o in objects if _kind(o) == 'LifecycleNode')
+    node = _controller_node(objects)
     remaps = dict(node.kwargs['remappings'])
-    target = remaps['servo/delta_twist_cmds']
-    assert any(part == '/delta_twist_cmds' for part in target)
-    defaults = {o.args[0]: o.kwargs.get('default_value') for o in objects
-                if _kind(o) == 'DeclareLaunchArgument'}
-    assert defaults['servo_node'] == '/servo_node'  # -> /servo_node/delta_twist_cmds
+    assert remaps['servo/delta_twist_cmds'] == '/servo_node/delta_twist_cmds'
     assert 'gripper/commands' in remaps
     text = SERVO_LAUNCH.read_text()
     assert 'switch_command_type' in text and 'ServoCommandType' in text and 'start_servo' in text
@@ -210,3 +280,33 @@ def test_rviz_layout_shows_the_controller_topics():
     assert topics['rviz_default_plugins/MarkerArray'] == '/rt2/rt2_controller/markers'
     assert topics['rviz_default_plugins/Image'] == '/rt2/rt2_controller/annotated_image'
     assert layout['Visualization Manager']['Global Options']['Fixed Frame'] == 'base_link'
+
+
+@pytest.mark.parametrize('path', [CONTROLLER_LAUNCH, SERVO_LAUNCH, DEMO_LAUNCH],
+                         ids=lambda p: p.name)
+def test_rviz_true_starts_rviz2_on_the_namespaces_topics(path, monkeypatch):
+    def rviz_nodes(objects):
+        return [o for o in objects if _kind(o) == 'Node' and o.kwargs['executable'] == 'rviz2']
+
+    assert not rviz_nodes(_load(path, monkeypatch))  # rviz:=false by default
+    (rviz,) = rviz_nodes(_load(path, monkeypatch, given={'rviz': 'true', 'namespace': 'robot7'}))
+    assert rviz.kwargs['package'] == 'rviz2' and rviz.kwargs['arguments'][0] == '-d'
+    config = Path(rviz.kwargs['arguments'][1])
+    text = config.read_text()
+    config.unlink()
+    layout = yaml.safe_load(text)
+    topics = {d['Name']: d['Topic']['Value'] for d in layout['Visualization Manager']['Displays']
+              if 'Topic' in d}
+    assert topics == {'rt2 command': '/robot7/rt2_controller/markers',
+                      'end effector': '/robot7/ee_pose',
+                      'rt2 annotated image': '/robot7/rt2_controller/annotated_image'}
+
+
+def test_rviz_topics_follow_any_namespace():
+    template = (ROOT / 'config' / 'rt2.rviz').read_text()
+    assert rviz_config_text('/rt2', template) == template
+    cases = (('', ''), ('/', ''), ('a/b/', '/a/b'), ('/fleet/arm_2', '/fleet/arm_2'))
+    for namespace, prefix in cases:
+        text = rviz_config_text(namespace, template)
+        assert f'Value: {prefix}/rt2_controller/markers' in text
+        assert 'Value: /rt2/' not in text

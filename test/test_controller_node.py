@@ -179,7 +179,7 @@ def test_dry_run_publishes_decisions_and_visuals_but_nothing_to_actuators(rig):
     annotated = h.record('~/annotated_image', Image)
     markers = h.record('~/markers', MarkerArray)
     diagnostics = h.record('/diagnostics', DiagnosticArray)
-    h.start_camera(rate_hz=30)
+    h.start_camera(rate_hz=30, frame_id='wrist_camera_optical')
     text = rig.instruct()
     decision = rig.actions.wait_for(timeout=20).msg
     assert [d.label for d in decision.layout.dim] == [
@@ -187,6 +187,7 @@ def test_dry_run_publishes_decisions_and_visuals_but_nothing_to_actuators(rig):
     assert list(decision.data) == pytest.approx(MOVE)
     picture = annotated.wait_for(timeout=10).msg
     assert picture.encoding == 'rgb8' and picture.width >= 64
+    assert picture.header.frame_id == 'wrist_camera_optical'  # the camera's own frame
     marker_array = markers.wait_for(lambda m: m.markers[-1].text.startswith('running'),
                                     timeout=10).msg
     assert text in marker_array.markers[-1].text and 'dry run' in marker_array.markers[-1].text

@@ -109,7 +109,7 @@ def test_help_explains_the_options(capsys):
     (['--backend', 'openvla_http'], 'needs --url'),
     (['--backend', 'openvla_http', '--url', 'http://x', '--model', '.'], 'local backend'),
     (['--url', 'http://127.0.0.1:1'], 'remote backends'),
-    (['--backend', 'carrier_pigeon', '--url', 'x'], 'unknown backend'),
+    (['--backend', 'carrier_pigeon', '--url', 'x'], 'unknown policy backend'),
     (['--model', '/no/such/model'], 'not a directory'),
     (['--model', str(Path(__file__).parent)], 'no config.json'),
     (['--param', 'limits.max_linear_speed=-1'], 'limits.max_linear_speed'),

@@ -74,3 +74,23 @@ def test_events_builds_rclpys_events_executor_where_it_exists(context):
         assert kind == 'events' and type(executor).__name__ == 'EventsExecutor'
     finally:
         executor.shutdown(timeout_sec=1.0)
+
+
+def test_the_demo_spins_in_the_controllers_executor_and_no_code_subclasses_rclpys():
+    """`rt2 demo` builds its executor with make_executor, as the node does (test_demo runs it)."""
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / 'rt2_ros'
+    demo = ast.parse((root / 'demo' / 'demo_node.py').read_text())
+    calls = {node.func.id for node in ast.walk(demo)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    assert 'make_executor' in calls
+    for path in root.rglob('*.py'):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, 'id', getattr(b, 'attr', '')) for b in node.bases}
+                assert not bases & {'MultiThreadedExecutor', 'SingleThreadedExecutor',
+                                    'Executor', 'EventsExecutor'}, f'{path}: {node.name}'
+            if isinstance(node, ast.Attribute) and node.attr == '_executor':
+                raise AssertionError(f'{path}:{node.lineno} touches rclpy private _executor')

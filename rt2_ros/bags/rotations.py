@@ -4,9 +4,15 @@ Small rotations between the two forms the package uses.
 docs/architecture.md: an action's rotation delta is extrinsic roll-pitch-yaw about the output
 frame's axes (R = Rz(yaw) Ry(pitch) Rx(roll)); the controller sends it as the angular velocity
 rotvec / T. Turning recorded twists back into actions needs the inverse, and integrating several
-twists needs composition, so both live here (numpy only, no scipy dependency).
+twists needs composition, so both live here. Roll-pitch-yaw to rotation vector and back are
+the controller's own (rt2_ros.controller.rotation), so a bag is read with the mapping the robot
+was driven with.
 """
 import numpy as np
+from rt2_ros.controller.rotation import rotvec_to_rpy, rpy_to_rotvec
+
+__all__ = ['matrix_to_rotvec', 'matrix_to_rpy', 'rotvec_to_matrix', 'rotvec_to_rpy',
+           'rpy_to_matrix', 'rpy_to_rotvec']
 
 
 def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
@@ -50,11 +56,3 @@ def matrix_to_rpy(matrix: np.ndarray) -> np.ndarray:
     roll = float(np.arctan2(matrix[2, 1], matrix[2, 2]))
     yaw = float(np.arctan2(matrix[1, 0], matrix[0, 0]))
     return np.array([roll, pitch, yaw])
-
-
-def rotvec_to_rpy(rotvec: np.ndarray) -> np.ndarray:
-    return matrix_to_rpy(rotvec_to_matrix(rotvec))
-
-
-def rpy_to_rotvec(rpy: np.ndarray) -> np.ndarray:
-    return matrix_to_rotvec(rpy_to_matrix(*np.asarray(rpy, dtype=np.float64)))

@@ -259,7 +259,8 @@ def run_record(args: argparse.Namespace) -> int:
 def _policy_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('policy (see docs/backends.md)')
     group.add_argument('--policy', required=True, metavar='BACKEND',
-                       help='backend: local, openvla_http, openai, openpi')
+                       help='backend: local, openvla_http, openai, openpi, a registered '
+                       'plug-in or module:Class')
     group.add_argument('--url', default='', help='server URL for remote backends')
     group.add_argument('--model', default='', help='model directory for the local backend')
     group.add_argument('--model-name', default='', help='model name (OpenAI-compatible servers)')
@@ -274,10 +275,9 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
 def policy_config_from_args(args: argparse.Namespace) -> Any:
     """Build a PolicyConfig from the policy flags; an unknown backend is a user error."""
     from rt2_ros.policy.base import PolicyConfig
-    from rt2_ros.policy.factory import BACKENDS
-    if args.policy not in BACKENDS:
-        raise UsageError(f'unknown policy backend {args.policy!r}; choose one of '
-                         f'{", ".join(BACKENDS)}')
+    from rt2_ros.policy.factory import backend_error
+    if backend_error(args.policy) is not None:
+        raise UsageError(backend_error(args.policy))
     if not args.timeout > 0:
         raise UsageError('--timeout must be positive')
     return PolicyConfig(

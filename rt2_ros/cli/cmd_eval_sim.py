@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument('--model', help='checkpoint directory for the local backend')
     which.add_argument('--backend', help='another policy backend (openvla_http, openai, openpi, '
-                                         'module:Class), configured with --url / --param')
+                                         'a registered plug-in or module:Class), configured '
+                                         'with --url / --param')
     parser.add_argument('--url', help='server URL for --backend')
     parser.add_argument('--action-space', default='rt2',
                         help='action space of a --backend policy (default rt2)')
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.fast:
             raise UsageError('--fast runs a --model in-process; use the ROS path for --backend')
+        from rt2_ros.policy.factory import backend_error
+        if backend_error(args.backend) is not None:
+            raise UsageError(backend_error(args.backend))
         policy = {'policy.backend': args.backend, 'action_space': args.action_space}
         if args.url:
             policy['policy.url'] = args.url

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'openpi-compatible websocket at /, OpenAI-compatible /v1/chat/completions, '
                     'GET /healthz. Prints "listening on URL" once it accepts connections.')
     parser.add_argument('--model', required=True, help='checkpoint directory (transformers)')
+    parser.add_argument('--backend', default='local',
+                        help='policy backend that loads --model (default local; a registered '
+                        'plug-in or module:Class with infer_batch and generate_text)')
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to bind (default 127.0.0.1; others need --api-key-env)')
     parser.add_argument('--port', type=int, default=8000, help='port (0 = pick a free one)')
@@ -82,19 +85,26 @@ def validate_args(args: argparse.Namespace) -> str:
 
 
 def load_model(args: argparse.Namespace):
-    """Load the checkpoint as a LocalTransformersPolicy, turning load failures into UsageError."""
+    """Load the checkpoint with the --backend class, turning load failures into UsageError."""
     from rt2_ros.policy.base import PolicyConfig, PolicyError
+    from rt2_ros.policy.factory import backend_class, UnknownBackendError
+    backend = getattr(args, 'backend', 'local')
     try:
-        from rt2_ros.policy.local import LocalTransformersPolicy
+        cls = backend_class(backend)
+    except UnknownBackendError as exc:
+        raise UsageError(str(exc)) from None
     except ImportError as exc:
-        raise UsageError(f'the local model backend is not available: {exc}') from None
+        raise UsageError(f'the {backend} backend is not available: {exc}') from None
+    missing = [m for m in ('infer_batch', 'generate_text') if not callable(getattr(cls, m, None))]
+    if missing:
+        raise UsageError(f'backend {backend} cannot be served: it has no {" or ".join(missing)}')
 
-    config = PolicyConfig(backend='local', model_path=str(args.model), device=args.device,
+    config = PolicyConfig(backend=backend, model_path=str(args.model), device=args.device,
                           unnorm_key=args.unnorm_key)
     if args.space:
         config.action_space = args.space
     try:
-        return LocalTransformersPolicy(config)
+        return cls(config)
     except (OSError, ValueError, PolicyError) as exc:
         raise UsageError(f'cannot load {args.model}: {exc}') from None
 

@@ -442,6 +442,11 @@ class ControllerCore:
     def _count_halt(self, cause: str) -> None:
         self.counters.halts[cause] = self.counters.halts.get(cause, 0) + 1
 
+    @property
+    def stop_pending(self) -> bool:
+        """Whether stop commands of the stop sequence remain to be sent."""
+        return self._stop_left > 0
+
     def _begin_stop(self) -> None:
         """Start (or keep) the stop sequence: zero commands for halt_cycles, then silence."""
         if self._actuating:

@@ -1,9 +1,10 @@
 """
 Camera images to the HxWx3 uint8 RGB array every policy takes (numpy + OpenCV, no ROS).
 
-On a ROS install the node uses cv_bridge; this module is the equivalent path for machines without
-it (cv_bridge has no PyPI wheel) and the one the tests pin down. It works on the message fields,
-not on message classes, so it never imports ROS.
+The package's one image converter: the controller node, the demo and the bag tools all call it,
+so a policy sees the same pixels from the same message on every path (cv_bridge, which has no
+PyPI wheel, is not used). It works on the message fields, not on message classes, so it never
+imports ROS.
 
 Cost matters: at 30 Hz and 640x480 a needless copy is visible in the latency budget. The raw
 buffer is wrapped, never copied: np.frombuffer, then a strided view that drops row padding

@@ -44,6 +44,7 @@ class InferenceRequest:
     stamp: float
     build: Callable[[], Observation]
     sent_at: float = 0.0
+    frame_id: str = ''  # the camera message's, for what is drawn on the image
 
 
 @dataclass

@@ -58,12 +58,13 @@ from rt2_ros.controller.mapping import ActionMapper
 from rt2_ros.controller.safety import SafetyStage
 from rt2_ros.controller.ticker import SteadyTicker
 from rt2_ros.policy.base import Observation, PolicyConfig
-from rt2_ros.policy.factory import make_policy
+from rt2_ros.policy.factory import backend_class
 from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
 from rt2_ros.ros.diagnostics import build_diagnostics
 from rt2_ros.ros.executors import make_executor
+from rt2_ros.ros.inputs import AnyDurabilitySubscription, STATE_STREAM_QOS
 from rt2_ros.ros.markers import build_markers
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -257,13 +258,9 @@ class ControllerNode(LifecycleNode):
             extra=self._extra())
 
     def _make_policies(self, config: PolicyConfig, count: int) -> list:
-        if ':' in config.backend:  # module:Class - a user's own Policy subclass
-            import importlib
-            module_name, class_name = config.backend.split(':', 1)
-            cls = getattr(importlib.import_module(module_name), class_name)
-            policies = [cls(config) for _ in range(count)]
-        else:
-            policies = [make_policy(config) for _ in range(count)]
+        # built-in, plug-in (entry point) or module:Class: one registry (rt2_ros.policy.factory)
+        cls = backend_class(config.backend)
+        policies = [cls(config) for _ in range(count)]
         for policy in policies:  # a backend that reads topics (the sim's expert) gets the node
             attach = getattr(policy, 'attach_node', None)
             if attach is not None:
@@ -332,10 +329,11 @@ class ControllerNode(LifecycleNode):
             subs.append(self.create_subscription(
                 Image, 'camera/image_raw', self._on_image, qos_profile_sensor_data,
                 callback_group=self._io_group))
-        subs.append(self.create_subscription(String, 'instruction', self._on_instruction,
-                                             LATCHED, callback_group=self._io_group))
-        subs.append(self.create_subscription(PoseStamped, 'ee_pose', self._on_pose, RELIABLE_10,
-                                             callback_group=self._io_group))
+        # Volatile and latched instruction publishers alike; best-effort pose streams too.
+        rt['instruction_in'] = AnyDurabilitySubscription(
+            self, String, 'instruction', self._on_instruction, callback_group=self._io_group)
+        subs.append(self.create_subscription(PoseStamped, 'ee_pose', self._on_pose,
+                                             STATE_STREAM_QOS, callback_group=self._io_group))
         subs.append(self.create_subscription(Bool, 'estop', self._on_estop, RELIABLE_10,
                                              callback_group=self._control_group))
         rt['subs'] = subs
@@ -383,8 +381,16 @@ class ControllerNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.core.deactivate(self._now())
-        self.get_logger().info('deactivated: halting')
+        core = self.core
+        with self._control_lock:
+            core.deactivate(self._now())
+            # The whole stop sequence goes out now, while the actuator publishers are still
+            # enabled: once inactive, nothing reaches an actuator topic (lifecycle publishers).
+            for _ in range(core.config.halt_cycles + 1):
+                if not core.stop_pending:
+                    break
+                self._publish_tick(core.tick(self._now()))
+        self.get_logger().info('deactivated: stopped')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -416,6 +422,8 @@ class ControllerNode(LifecycleNode):
             self.destroy_timer(timer)
         for sub in rt.get('subs', []):
             self.destroy_subscription(sub)
+        if 'instruction_in' in rt:
+            rt['instruction_in'].destroy()
         for service in rt.get('services', []):
             self.destroy_service(service)
         for key in ('action_pub', 'terminated_pub', 'markers_pub', 'annotated_pub', 'diag_pub'):
@@ -621,7 +629,7 @@ class ControllerNode(LifecycleNode):
             return build_observation(message, size, ticket.instruction, ticket.stamp, state)
 
         request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
-                                   ticket.sent_at)
+                                   ticket.sent_at, frame_id=message.header.frame_id)
         if not rt['pool'].submit(request):
             core.cancel(ticket)
 
@@ -658,7 +666,7 @@ class ControllerNode(LifecycleNode):
         msg = Image()
         msg.header.stamp.sec = int(math.floor(reply.request.stamp))
         msg.header.stamp.nanosec = int((reply.request.stamp % 1.0) * 1e9)
-        msg.header.frame_id = 'camera'
+        msg.header.frame_id = reply.request.frame_id  # the camera's, as it came in
         msg.height, msg.width = picture.shape[:2]
         msg.encoding = 'rgb8'
         msg.step = msg.width * 3
@@ -734,8 +742,12 @@ def main(args: Optional[List[str]] = None) -> int:
     try:
         if node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                print(f'{NODE_NAME}: configure failed (see the log above)', file=sys.stderr)
-                code = 1
+                # Stay up: the parameters can be fixed and configure tried again, as with any
+                # managed node (a launch file or systemd would otherwise restart-loop it).
+                node.get_logger().error(
+                    'configure failed (see above): the node stays unconfigured; fix the '
+                    f'parameters (ros2 param set {node.get_fully_qualified_name()} ...) and run '
+                    f'ros2 lifecycle set {node.get_fully_qualified_name()} configure')
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 print(f'{NODE_NAME}: activate failed', file=sys.stderr)
                 code = 1

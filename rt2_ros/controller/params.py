@@ -17,7 +17,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from rt2_ros.controller.mapping import GripperMap
 from rt2_ros.controller.safety import SafetyLimits
 
-POLICY_BACKENDS = ('openvla_http', 'openai', 'openpi', 'local', 'expert')
 EXECUTOR_KINDS = ('auto', 'events', 'single_threaded', 'multi_threaded')  # rt2_ros.ros.executors
 
 
@@ -51,8 +50,8 @@ class ParamSpec:
 P = ParamSpec
 PARAMS: Tuple[ParamSpec, ...] = (
     P('policy.backend', 'openvla_http',
-      'Policy backend: openvla_http, openai, openpi, local, expert (rt2_sim only), or '
-      'module:Class for your own '
+      'Policy backend: openvla_http, openai, openpi, local, expert (rt2_sim only), a plug-in '
+      'registered under the rt2_ros.policy_backends entry point, or module:Class for your own '
       'rt2_ros.policy.base.Policy subclass'),
     P('policy.url', 'http://127.0.0.1:8000',
       'Server URL of a remote backend (OpenVLA REST, OpenAI-compatible, openpi websocket)'),
@@ -206,9 +205,11 @@ def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
         return f'{spec.name} must be a string, got {value!r}'
     if spec.choices and value not in spec.choices:
         return f'{spec.name} = {value!r} is not one of {", ".join(spec.choices)}'
-    if spec.name == 'policy.backend' and value not in POLICY_BACKENDS and ':' not in value:
-        return (f'policy.backend = {value!r} is not one of {", ".join(POLICY_BACKENDS)} '
-                '(or module:Class)')
+    if spec.name == 'policy.backend':
+        from rt2_ros.policy.factory import backend_error
+        error = backend_error(value)
+        if error is not None:
+            return f'policy.backend = {value!r}: {error}'
     if spec.name == 'action_space' and not value.strip():
         return 'action_space must name a preset or a YAML file'
     return None

@@ -1,17 +1,20 @@
 """
-Rotation conversions for end-effector deltas (pure numpy).
+Rotation conversions for end-effector deltas.
 
 VLA action spaces write a small rotation as roll/pitch/yaw deltas; MoveIt Servo and the sim take
 an angular velocity. Treating the three angles as a velocity vector is only right to first order
 and is the classic source of drift when rotating about two axes at once, so the controller goes
 through the rotation itself: extrinsic roll-pitch-yaw about the output frame's axes
-(R = Rz(yaw) Ry(pitch) Rx(roll)) -> quaternion -> rotation vector -> omega = rotvec / T.
-Quaternions are (x, y, z, w), the ROS geometry_msgs order.
+(R = Rz(yaw) Ry(pitch) Rx(roll)) -> rotation vector -> omega = rotvec / T. `rpy_to_rotvec` is
+the package's one implementation of that step (the controller, the bag tools); it is scipy's
+Rotation, which stays exact up to and at a half turn, where a hand-written axis-angle
+extraction divides by sin(pi). Quaternions are (x, y, z, w), the ROS geometry_msgs order.
 """
 import math
 from typing import Sequence
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 _SMALL = 1e-12
 
@@ -39,24 +42,6 @@ def quaternion_to_rpy(q: Sequence[float]) -> np.ndarray:
     return np.array([roll, pitch, yaw])
 
 
-def quaternion_to_rotvec(q: Sequence[float]) -> np.ndarray:
-    """Rotation vector (axis * angle, angle in [0, pi]) of a quaternion; q and -q agree."""
-    x, y, z, w = (float(v) for v in q)
-    norm = math.sqrt(x * x + y * y + z * z + w * w)
-    if norm < _SMALL:
-        raise ValueError('zero quaternion has no rotation')
-    x, y, z, w = x / norm, y / norm, z / norm, w / norm
-    if w < 0.0:
-        x, y, z, w = -x, -y, -z, -w
-    sin_half = math.sqrt(x * x + y * y + z * z)
-    angle = 2.0 * math.atan2(sin_half, w)
-    if sin_half < 1e-9:
-        # First order: rotvec ~ 2 * vector part; exact in the limit.
-        return np.array([2.0 * x, 2.0 * y, 2.0 * z])
-    scale = angle / sin_half
-    return np.array([x * scale, y * scale, z * scale])
-
-
 def rotvec_to_quaternion(rotvec: Sequence[float]) -> np.ndarray:
     """Quaternion (x, y, z, w) of a rotation vector."""
     v = np.asarray(rotvec, dtype=np.float64)
@@ -81,17 +66,21 @@ def quaternion_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     ])
 
 
-def rpy_delta_to_rotvec(rpy: Sequence[float]) -> np.ndarray:
-    """Rotation vector of a small extrinsic roll/pitch/yaw delta."""
-    roll, pitch, yaw = (float(v) for v in rpy)
-    return quaternion_to_rotvec(rpy_to_quaternion(roll, pitch, yaw))
+def rpy_to_rotvec(rpy: Sequence[float]) -> np.ndarray:
+    """Rotation vector (angle in [0, pi]) of an extrinsic roll/pitch/yaw rotation."""
+    return Rotation.from_euler('xyz', np.asarray(rpy, dtype=np.float64)).as_rotvec()
+
+
+def rotvec_to_rpy(rotvec: Sequence[float]) -> np.ndarray:
+    """Extrinsic roll, pitch, yaw (pitch in [-pi/2, pi/2]) of a rotation vector."""
+    return Rotation.from_rotvec(np.asarray(rotvec, dtype=np.float64)).as_euler('xyz')
 
 
 def angular_velocity(rpy: Sequence[float], period_s: float) -> np.ndarray:
     """Constant angular velocity (rad/s, output frame) that performs the delta in period_s."""
     if not period_s > 0.0:
         raise ValueError(f'period must be positive, got {period_s}')
-    return rpy_delta_to_rotvec(rpy) / period_s
+    return rpy_to_rotvec(rpy) / period_s
 
 
 def integrate_orientation(q: Sequence[float], omega: Sequence[float], dt: float) -> np.ndarray:

@@ -2,7 +2,8 @@
 The demo as one ROS 2 process: rt2_sim, rt2_controller and an observer in one executor.
 
 Manual composition: the three are ordinary rclpy nodes built in this process with their own
-context and parameter overrides, spun by one MultiThreadedExecutor, and they talk over the same
+context and parameter overrides, spun by one executor of the kind the controller uses on its own
+(rt2_ros.ros.executors; single-threaded by default), and they talk over the same
 topics as separate processes do (DDS), so what the demo shows is the real loop - camera ->
 controller -> policy -> safety stage -> servo twist -> sim. Nothing bypasses the safety stage:
 the observer only listens (topics, plus the controller's decision and safety listeners for the
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from geometry_msgs.msg import TwistStamped
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
@@ -38,6 +39,7 @@ from rt2_ros.demo.media import caption, result_card, VideoFrame
 from rt2_ros.demo.plan import DemoSettings, PlannedEpisode, PolicyChoice
 from rt2_ros.demo.results import EpisodeResult
 from rt2_ros.ros.convert import image_msg_to_rgb, stamp_seconds
+from rt2_ros.ros.executors import make_executor
 from rt2_ros.sim.episode_client_node import SimEpisodeClient
 from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS
 from rt2_ros.sim.node import SimNode
@@ -58,23 +60,6 @@ DEMO_LOCAL_PARAMETERS = {'policy.extra.torch_threads': 1}
 
 class DemoError(RuntimeError):
     """The demo could not run (the controller did not configure, the sim did not answer)."""
-
-
-class DrainingExecutor(MultiThreadedExecutor):
-    """
-    A MultiThreadedExecutor whose shutdown first lets the running callbacks finish.
-
-    rclpy (9.x, and Humble/Jazzy alike) destroys the executor's guard condition before it waits
-    for its thread pool, so a callback still running at shutdown fails when it signals that
-    guard, and its exception is printed at exit ("never retrieved"). Call it only after
-    spinning has stopped.
-    """
-
-    def shutdown(self, timeout_sec: Optional[float] = None, **kwargs: Any) -> bool:
-        pool = getattr(self, '_executor', None)  # the ThreadPoolExecutor running callbacks
-        if pool is not None:
-            pool.shutdown(wait=True)
-        return super().shutdown(timeout_sec, **kwargs)
 
 
 @dataclass
@@ -300,7 +285,7 @@ def _run_demo(settings: DemoSettings, policy: PolicyChoice, log: Callable[[str],
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     nodes: List[Node] = []
-    executor: Optional[MultiThreadedExecutor] = None
+    executor: Optional[Executor] = None
     spinner: Optional[threading.Thread] = None
     spinning = threading.Event()
     controller: Optional[ControllerNode] = None
@@ -343,7 +328,9 @@ def _run_demo(settings: DemoSettings, policy: PolicyChoice, log: Callable[[str],
                   'max_angular_speed': controller.core.safety.limits.max_angular_speed}
         if controller.trigger_activate() != TransitionCallbackReturn.SUCCESS:
             raise DemoError('rt2_controller could not activate')
-        executor = DrainingExecutor(num_threads=4, context=context)
+        # The controller's own executor choice (its `executor` parameter, rt2_ros.ros.executors):
+        # what the demo shows is how the node runs on a robot.
+        executor, _ = make_executor(controller.get_parameter('executor').value, context)
         for node in nodes:
             executor.add_node(node)
 

@@ -14,10 +14,10 @@ import shutil
 import tempfile
 from typing import Callable, Optional
 
-from rt2_ros.controller.params import POLICY_BACKENDS
 from rt2_ros.demo.plan import PolicyChoice
 from rt2_ros.models.bundled import bundled_model_path, is_model_dir
 from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
+from rt2_ros.policy.factory import backend_error, BUILTIN_BACKENDS
 
 TINY_RANDOM_DIR = 'tiny-random'
 SPEC_FILE = 'tiny_vla.json'
@@ -70,9 +70,8 @@ def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
 
     backend may also be module:Class (a user's Policy subclass), as for the controller.
     """
-    if backend is not None and backend not in POLICY_BACKENDS and ':' not in backend:
-        raise ValueError(f'unknown backend {backend!r}; one of {", ".join(POLICY_BACKENDS)} '
-                         'or module:Class')
+    if backend is not None and backend_error(backend) is not None:
+        raise ValueError(backend_error(backend))
     if model is not None and backend not in (None, 'local'):
         raise ValueError('--model is for the local backend; use --url with --backend '
                          f'{backend}')
@@ -84,7 +83,7 @@ def choose_policy(model: Optional[str] = None, backend: Optional[str] = None,
                             "the simulator's scripted expert (reads the true world state)",
                             None, 'scripted expert (privileged state)')
     if backend not in (None, 'local'):
-        if ':' in backend:  # the user's own Policy class: it may or may not use a URL
+        if backend not in BUILTIN_BACKENDS:  # a plug-in or module:Class: URL optional
             parameters = {'policy.backend': backend, 'action_space': action_space or 'rt2'}
             if url:
                 parameters['policy.url'] = url

@@ -284,8 +284,8 @@ def run_ros_evaluation(policy_params: Dict[str, Any], split: str, seeds: List[in
     Returns the episode records (by seed) and each controller's last /diagnostics values.
     """
     import rclpy
-    from rt2_ros.demo.demo_node import DrainingExecutor
     from rt2_ros.evaluation.lanes import controller_params, NodeProcesses, sim_params
+    from rt2_ros.ros.executors import make_executor
 
     processes = NodeProcesses(log_dir)
     base = f'/rt2_eval_{os.getpid()}'
@@ -301,7 +301,7 @@ def run_ros_evaluation(policy_params: Dict[str, Any], split: str, seeds: List[in
                             controller_params(policy_params, decision_period_s))
         rclpy.init(context=context)
         node = EvaluatorNode(namespaces, context=context)
-        executor = DrainingExecutor(num_threads=4, context=context)
+        executor, _ = make_executor('auto', context)  # the controller's default choice
         executor.add_node(node)
 
         def spin() -> None:

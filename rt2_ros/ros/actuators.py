@@ -3,15 +3,15 @@ The actuator outputs: the only publishers that reach the robot.
 
 They accept nothing but SafeCommand / SafePoseTarget objects, which only the safety stage can
 create, so a policy output cannot reach servo/delta_twist_cmds, target_pose, gripper/commands or
-cmd_vel any other way. The publishers are plain (not lifecycle) publishers on purpose: after a
-deactivation the stop sequence (zero twists for a few cycles) must still go out, and a
-deactivated lifecycle publisher would swallow it. Whether anything is sent at all (dry run,
-states) is decided by the controller core.
+cmd_vel any other way. They are lifecycle publishers of the managed node: nothing reaches the
+robot unless the node is active, whatever the core decides. The controller sends its whole stop
+sequence while deactivating (before the publishers are disabled), so a deactivation still stops
+the arm. Whether anything is sent while active (dry run, states) is decided by the core.
 """
 from typing import Optional
 
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rt2_ros.controller.safety import SafeCommand, SafePoseTarget
 from std_msgs.msg import Float64MultiArray
@@ -27,17 +27,17 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class ActuatorOutputs:
     """Publishers for the configured outputs; publish() takes safety-checked objects only."""
 
-    def __init__(self, node: Node, frame_id: str, mode: str, gripper: bool, base: bool) -> None:
+    def __init__(self, node: LifecycleNode, frame_id: str, mode: str, gripper: bool,
+                 base: bool) -> None:
         self._node = node
         self.frame_id = frame_id
         self.mode = mode
-        self._twist = node.create_publisher(TwistStamped, TWIST_TOPIC, COMMAND_QOS) \
-            if mode == 'twist' else None
-        self._pose = node.create_publisher(PoseStamped, POSE_TOPIC, COMMAND_QOS) \
-            if mode == 'pose' else None
-        self._gripper = node.create_publisher(Float64MultiArray, GRIPPER_TOPIC, COMMAND_QOS) \
+        create = node.create_lifecycle_publisher
+        self._twist = create(TwistStamped, TWIST_TOPIC, COMMAND_QOS) if mode == 'twist' else None
+        self._pose = create(PoseStamped, POSE_TOPIC, COMMAND_QOS) if mode == 'pose' else None
+        self._gripper = create(Float64MultiArray, GRIPPER_TOPIC, COMMAND_QOS) \
             if gripper else None
-        self._base = node.create_publisher(Twist, BASE_TOPIC, COMMAND_QOS) if base else None
+        self._base = create(Twist, BASE_TOPIC, COMMAND_QOS) if base else None
 
     def publish(self, stamp, command: Optional[SafeCommand], publish_gripper: bool = False,
                 pose_target: Optional[SafePoseTarget] = None) -> None:

@@ -1,9 +1,9 @@
 """
 Message <-> plain-value conversions for the controller (the only place that knows both).
 
-Raw images go through cv_bridge when it is importable (every ROS install has it) and through
-rt2_ros.controller.images otherwise; both give the same HxWx3 uint8 RGB array. Nothing here
-copies an image it does not have to: the numpy path wraps the message's buffer in place.
+Images go through rt2_ros.controller.images, the one converter of the package (the bag tools
+use it too, so a bag evaluation sees the controller's pixels). Nothing here copies an image it
+does not have to: the raw path wraps the message's buffer in place.
 Compressed images always take the numpy path: it decodes a JPEG that is to be shrunk at reduced
 scale, and hands an unresized camera JPEG on to the policy as it is (Observation.jpeg).
 """
@@ -17,16 +17,6 @@ from rt2_ros.controller.safety import PoseSample
 from rt2_ros.policy.base import Observation
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
-try:  # pragma: no cover - depends on the installation
-    from cv_bridge import CvBridge
-    _BRIDGE: Optional[Any] = CvBridge()
-except Exception:  # noqa: BLE001 - cv_bridge absent or broken: use the numpy path
-    _BRIDGE = None
-
-
-def have_cv_bridge() -> bool:
-    return _BRIDGE is not None
-
 
 def stamp_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
@@ -36,24 +26,16 @@ def is_compressed(msg: Any) -> bool:
     return hasattr(msg, 'format') and not hasattr(msg, 'encoding')
 
 
-def image_msg_to_rgb(msg: Any, size: Optional[Tuple[int, int]] = None,
-                     use_cv_bridge: bool = True) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Convert an Image or CompressedImage to HxWx3 uint8 RGB, resized once to size=(w, h)."""
     if is_compressed(msg):
         return images.compressed_to_rgb(msg.format, msg.data, size)
-    if use_cv_bridge and _BRIDGE is not None:  # pragma: no cover - not installable here
-        try:
-            rgb = _BRIDGE.imgmsg_to_cv2(msg, 'rgb8')
-        except Exception as exc:  # noqa: BLE001 - cv_bridge raises its own error types
-            raise images.ImageConversionError(f'cv_bridge: {exc}') from None
-        return images.resize(rgb, size)
     return images.raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step,
                              bool(msg.is_bigendian), msg.data, size)
 
 
 def build_observation(msg: Any, size: Optional[Tuple[int, int]], instruction: str,
-                      stamp: float, state: Optional[np.ndarray] = None,
-                      use_cv_bridge: bool = True) -> Observation:
+                      stamp: float, state: Optional[np.ndarray] = None) -> Observation:
     """
     Turn a camera message into what the policy sees (runs on an inference worker).
 
@@ -67,7 +49,7 @@ def build_observation(msg: Any, size: Optional[Tuple[int, int]], instruction: st
         if original and images.is_jpeg(msg.data):
             jpeg = bytes(msg.data)
     else:
-        image = image_msg_to_rgb(msg, size, use_cv_bridge)
+        image = image_msg_to_rgb(msg, size)
     return Observation(image=image, instruction=instruction, stamp=stamp, state=state,
                        jpeg=jpeg)
 

@@ -372,7 +372,7 @@ class RosHarness:
 
     def publish_image(self, width: int = 64, height: int = 48, encoding: str = 'rgb8',
                       stamp: Optional[float] = None, compressed: bool = False,
-                      seed: int = 0) -> float:
+                      seed: int = 0, frame_id: str = 'camera') -> float:
         """Publish one camera frame (sensor-data QoS); return its stamp in seconds."""
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
@@ -390,7 +390,7 @@ class RosHarness:
                         step=width * 3, data=data)
             publisher = self.publisher('camera/image_raw', Image, qos_profile_sensor_data)
         msg.header.stamp = self.stamp(stamp)
-        msg.header.frame_id = 'camera'
+        msg.header.frame_id = frame_id
         publisher.publish(msg)
         self.camera_frames += 1
         self.last_image_stamp = stamp
@@ -517,14 +517,21 @@ class RosHarness:
         return self.call('~/get_state', GetState, GetState.Request(), timeout).current_state.label
 
     def lifecycle_transition(self, label: str, timeout: float = 20.0) -> bool:
-        """Trigger a transition by label: configure, activate, deactivate, cleanup, shutdown."""
+        """
+        Trigger a transition by label.
+
+        configure, activate, deactivate, cleanup, shutdown (from inactive), shutdown_active,
+        shutdown_unconfigured.
+        """
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
         ids = {'configure': Transition.TRANSITION_CONFIGURE,
                'activate': Transition.TRANSITION_ACTIVATE,
                'deactivate': Transition.TRANSITION_DEACTIVATE,
                'cleanup': Transition.TRANSITION_CLEANUP,
-               'shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN}
+               'shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN,
+               'shutdown_active': Transition.TRANSITION_ACTIVE_SHUTDOWN,
+               'shutdown_unconfigured': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
         request = ChangeState.Request()
         request.transition.id = ids[label]
         return bool(self.call('~/change_state', ChangeState, request, timeout).success)
