@@ -37,6 +37,8 @@ OPTIONAL = {
     'torch': ('local', 'torch'),
     'transformers': ('local', 'transformers'),
     'tokenizers': ('local', 'tokenizers'),
+    'llguidance': ('local', 'llguidance'),
+    'huggingface_hub': ('local', None),  # transformers' own dependency (config dataclasses)
     'fastapi': ('serve', 'fastapi'),
     'starlette': ('serve', None),  # fastapi's own dependency
     'uvicorn': ('serve', 'uvicorn'),
