@@ -45,7 +45,7 @@ def _trainer(width: int, precision: str, device_name: str, batch_size: int, thre
     from rt2_ros.training.device import training_device
     from rt2_ros.training.examples import ExampleSet
     from rt2_ros.training.robot_data import action_prompt, bins_text
-    from rt2_ros.training.trainer import StreamSampler, Trainer
+    from rt2_ros.training.trainer import Trainer
 
     recipe = TrainConfig.load(RECIPE).to_dict()
     recipe['model'].update(vision_hidden=width, hidden=width)
@@ -59,8 +59,7 @@ def _trainer(width: int, precision: str, device_name: str, batch_size: int, thre
     for k in range(EXAMPLES):
         examples.add(k, action_prompt('place the red triangle on top of the blue cube'),
                      bins_text(rng.integers(0, 256, 8)), 'robot')
-    trainer.sets = [EncodedSet(examples, trainer.encoder)]
-    trainer.samplers = [StreamSampler(EXAMPLES, trainer.config.seed, 0)]
+    trainer.set_streams([EncodedSet(examples, trainer.encoder)])
     return trainer
 
 

@@ -454,7 +454,53 @@ def test_ordinal_smoothing_prefers_near_misses():
     assert near < far
 
 
+def test_grounding_questions_ask_where_the_target_gripper_and_goal_are_on_each_frame():
+    from rt2_ros.sim.rollout import expert_episode, POINT_ROWS
+    from rt2_ros.sim.tasks import make_episode
+    from rt2_ros.training.vqa import point_text
+    examples = robot_examples([0, 1], image_size=32, split='train_one_block',
+                              families=['move_to'], grounding=True)
+    kinds = np.array(examples.kinds)
+    actions = np.flatnonzero(kinds == 'robot')
+    assert len(examples) == 4 * len(actions)  # target, gripper and goal per move_to frame
+    assert len(examples.images) == len(actions)  # the questions share the frame's image row
+    demo = expert_episode(make_episode('train_one_block', 0, family='move_to'), render=False,
+                          points=True)
+    first = [examples.prompts[i] for i in range(4)], [examples.answers[i] for i in range(4)]
+    assert first[0][1] == f'Q: where is the target to {demo.instruction}? A:'
+    assert first[0][2] == 'Q: where is the gripper? A:'
+    assert first[0][3] == f'Q: where is the goal to {demo.instruction}? A:'
+    rows = [POINT_ROWS.index(n) for n in ('target', 'fingertips', 'goal')]
+    assert first[1][1:] == [point_text(demo.steps[0].points[r], 224) for r in rows]
+    assert {examples.tags[i] for i in range(1, 4)} == {'point_target', 'point_gripper',
+                                                       'point_goal'}
+    picked = robot_examples([2], image_size=32, split='train_one_block', families=['pick'],
+                            grounding=True)
+    assert 'point_goal' not in picked.tags  # a pick has no place to bring the block
+
+
+def test_a_batch_mixes_actions_and_grounding_questions_by_the_recipe(tmp_path, data_dir):
+    trainer = new_run(tmp_path, data_dir, 'grounded', remake=('robot',), batch_size=8,
+                      grounding_fraction=0.25, robot_fraction=0.5)
+    kinds = trainer.sets[0].examples.kinds
+    for step in range(3):
+        picks = trainer.batch_picks(step)
+        from_robot = [kinds[i] for s, i in picks if s == 0]
+        assert sorted(from_robot) == ['robot'] * 3 + ['vqa'] * 2  # 2 of 8; 3 of the other 6
+        assert sum(s == 1 for s, _ in picks) == 3
+    plain = new_run(tmp_path, data_dir, 'plain')  # no grounding: the robot stream as before
+    assert len(plain.grounding_rows) == 0
+    assert plain.batch_picks(1) == [(0, int(i)) for i in plain.samplers[0].take(2, 2)] + [
+        (1, int(i)) for i in plain.samplers[1].take(2, 2)]
+
+
 def test_recipe_validation():
+    with pytest.raises(TrainConfigError, match='robot_split'):
+        tiny_config(robot_split='seen').validate()
+    with pytest.raises(TrainConfigError, match='robot_families'):
+        tiny_config(robot_split='train_one_block', robot_families=['place_on']).validate()
+    with pytest.raises(TrainConfigError, match='grounding_fraction'):
+        tiny_config(grounding_fraction=1.0).validate()
     with pytest.raises(TrainConfigError):
         tiny_config(robot_fraction=0.0).validate()
     with pytest.raises(TrainConfigError):

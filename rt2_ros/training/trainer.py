@@ -260,26 +260,36 @@ class Trainer:
         parts = [robot]
         for k in range(self.state.dagger_done):
             parts.append(ExampleSet.load(str(self._data_path(f'dagger{k}'))))
-        self.sets = [EncodedSet(concatenate(parts), self.encoder)]
-        # The robot set holds the actions and the grounding questions on the same frames;
-        # each is sampled as its own stream.
-        kinds = np.asarray(self.sets[ROBOT].examples.kinds)
-        self.robot_rows = np.flatnonzero(kinds == 'robot')
-        self.grounding_rows = np.flatnonzero(kinds != 'robot')
+        sets = [EncodedSet(concatenate(parts), self.encoder)]
         if not c.robot_only:
             vqa = self._cached('vqa', lambda: vqa_examples(
                 c.vqa_examples, size, seed=c.seed, weights=c.vqa_questions,
                 progress=(lambda n: progress('vqa examples', n, c.vqa_examples))
                 if progress else None))
-            self.sets.append(EncodedSet(vqa, self.encoder))
+            sets.append(EncodedSet(vqa, self.encoder))
         for k, stage in enumerate(c.stages):
-            self.sets.append(EncodedSet(self._cached(f'stage{k}', lambda stage=stage, k=k: (
+            sets.append(EncodedSet(self._cached(f'stage{k}', lambda stage=stage, k=k: (
                 vqa_examples(stage.examples, size, seed=stage_seed(c.seed, k),
                              questions_per_image=2, weights=stage.questions,
                              block_range=(stage.blocks[0], stage.blocks[1])))), self.encoder))
-        # Stage k's order is seeded as stream 2 + k with or without VQA data, so a robot-only
-        # run and a co-fine-tuned one with the same stages are the same model when the stages end
-        # (the paper's ablation: both start from one vision-language model).
+        self.set_streams(sets)
+        self._check_lengths()
+
+    def set_streams(self, sets: List[EncodedSet]) -> None:
+        """
+        Use these data streams: robot (actions and grounding questions), VQA, then the stages.
+
+        The robot set holds the actions and the grounding questions on the same frames; each is
+        sampled as its own stream. Stage k's order is seeded as stream 2 + k with or without VQA
+        data, so a robot-only run and a co-fine-tuned one with the same stages are the same
+        model when the stages end (the paper's ablation: both start from one vision-language
+        model).
+        """
+        c = self.config
+        self.sets = list(sets)
+        kinds = np.asarray(self.sets[ROBOT].examples.kinds)
+        self.robot_rows = np.flatnonzero(kinds == 'robot')
+        self.grounding_rows = np.flatnonzero(kinds != 'robot')
         ids = list(range(len(self.sets) - len(c.stages))) + [2 + k for k in range(len(c.stages))]
         sizes = [len(self.robot_rows)] + [len(s) for s in self.sets[1:]]
         self.samplers = [StreamSampler(n, c.seed, i) for n, i in zip(sizes, ids)]
@@ -288,7 +298,6 @@ class Trainer:
         if c.grounding_fraction > 0 and not len(self.grounding_rows):
             raise TrainingError('grounding_fraction > 0 but the robot data has no grounding '
                                 'questions (data cached by a recipe without them?)')
-        self._check_lengths()
 
     @property
     def stage_streams(self) -> List[int]:
