@@ -16,8 +16,8 @@ from typing import Callable, Optional
 
 from rt2_ros.demo.plan import PolicyChoice
 from rt2_ros.models.bundled import bundled_model_path, is_model_dir
-from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 from rt2_ros.policy.factory import backend_error, BUILTIN_BACKENDS
+from rt2_ros.sim.rollout import DEFAULT_DECISION_RATE_HZ
 
 TINY_RANDOM_DIR = 'tiny-random'
 SPEC_FILE = 'tiny_vla.json'

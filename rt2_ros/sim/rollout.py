@@ -6,8 +6,9 @@ controller's own parts: the action space's codec turns tokens into values, `Acti
 a step into velocities over one decision period T (rotation through the rotation vector; the
 gripper an absolute target), and `SafetyStage`, with the simulator's limits preset
 (rt2_ros.sim.limits), clamps every control tick against the measured end-effector pose before
-the command reaches the sim. The terminate token ends the episode. A rollout here therefore matches a closed loop over ROS up to
-message timing, and a demonstration's action is exactly what its tokens decode to.
+the command reaches the sim. The terminate token ends the episode. A rollout here therefore
+matches a closed loop over ROS up to message timing, and a demonstration's action is exactly
+what its tokens decode to.
 """
 from dataclasses import dataclass, field
 import functools
