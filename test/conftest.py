@@ -22,3 +22,13 @@ def pytest_runtest_makereport(item, call):
         return
     for process in list(harness.STARTED):
         report.sections.append((f'node process {process.fqn}', process.post_mortem()))
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second OpenMP thread only spins and waits."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

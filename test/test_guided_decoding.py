@@ -38,13 +38,7 @@ DECISIONS = int(os.environ.get('RT2_FUZZ_EXAMPLES', '0')) or 1000
 BATCH = 50  # decisions per example: the processor runs them as one batch
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """Small tensors on a shared 2-core machine: a second OpenMP thread only spins and waits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')

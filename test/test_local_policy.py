@@ -33,14 +33,7 @@ def _observations(count, seed=0):
     return out
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: a second OpenMP thread only spins and waits."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')
