@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from rt2_ros.sim.geometry import rpy_to_rotvec
+from rt2_ros.controller.rotation import rpy_to_rotvec
 from rt2_ros.sim.objects import BlockSpec
 from rt2_ros.sim.world import Block, GRIPPER, Gripper, MAX_WIDTH, SimConfig, TABLE, TabletopSim
 
@@ -185,7 +185,7 @@ def test_rpy_to_rotvec_matches_the_rotation(rpy):
         m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
         return m
     expected = rot(2, yaw) @ rot(1, pitch) @ rot(0, roll)  # extrinsic x, then y, then z
-    v = rpy_to_rotvec(roll, pitch, yaw)
+    v = rpy_to_rotvec((roll, pitch, yaw))  # the one conversion, the controller's
     angle = float(np.linalg.norm(v))
     k = v / angle
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])

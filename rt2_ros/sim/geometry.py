@@ -114,39 +114,6 @@ def interval(polygon: np.ndarray, origin: Sequence[float],
     return float(values.min()), float(values.max())
 
 
-def rpy_to_rotvec(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """
-    Convert an extrinsic roll-pitch-yaw (about fixed x, y, z) to a rotation vector.
-
-    The controller sends omega = rotvec / T for a rotation action (docs/architecture.md); the pure
-    rollout does the same so that its motion matches a closed loop through the controller.
-    """
-    cr, sr = math.cos(roll), math.sin(roll)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    matrix = np.array([
-        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-        [-sp, cp * sr, cp * cr],
-    ])
-    cos_angle = max(-1.0, min(1.0, (np.trace(matrix) - 1.0) / 2.0))
-    angle = math.acos(cos_angle)
-    if angle < 1e-9:
-        return np.zeros(3)
-    axis = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0],
-                     matrix[1, 0] - matrix[0, 1]])
-    if angle > math.pi - 1e-6:
-        # Near pi the antisymmetric part vanishes; take the axis from the symmetric part.
-        diag = np.clip((np.diag(matrix) + 1.0) / 2.0, 0.0, None)
-        axis = np.sqrt(diag)
-        k = int(np.argmax(axis))
-        for j in range(3):
-            if j != k:
-                axis[j] = math.copysign(axis[j], matrix[k, j] + matrix[j, k])
-        return axis / np.linalg.norm(axis) * angle
-    return axis / (2.0 * math.sin(angle)) * angle
-
-
 def wrap_angle(angle: float) -> float:
     """Wrap an angle to [-pi, pi)."""
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
