@@ -20,6 +20,9 @@ from rt2_ros.bags.errors import BagError
 from rt2_ros.bags.qos import playback_qos, QosSpec, RELIABLE
 from rt2_ros.bags.reader import BagReader
 
+# How long the end of playback waits for reliable subscribers to acknowledge the last messages.
+FINAL_ACK_TIMEOUT_S = 2.0
+
 
 @dataclass
 class PlayOptions:
@@ -151,7 +154,23 @@ class BagPlayer:
                 self.publishers[message.topic].publish(message.raw)
                 self.counts[message.topic] += 1
             if not options.loop:
+                self.wait_for_acks(FINAL_ACK_TIMEOUT_S)
                 return self.summary(wall_start)
+
+    def wait_for_acks(self, timeout_s: float) -> None:
+        """
+        Wait until reliable subscribers have acknowledged every message (as ros2 bag play does).
+
+        Destroying a publisher drops what DDS has not delivered yet: a lost fragment of the last
+        messages would never be resent, and a subscriber would miss the end of the bag.
+        """
+        from rclpy.duration import Duration
+        deadline = time.monotonic() + timeout_s
+        for topic, publisher in self.publishers.items():
+            if self.qos[self.options.remaps.get(topic, topic)].reliability != RELIABLE:
+                continue
+            remaining = max(0.0, deadline - time.monotonic())
+            publisher.wait_for_all_acked(Duration(seconds=remaining))
 
     def summary(self, wall_start: Optional[float] = None,
                 interrupted: bool = False) -> Dict[str, Any]:
