@@ -239,7 +239,10 @@ def test_control_rate_stays_steady_with_a_slow_policy(rig):
     _assert_steady(items, probe, 'control interval with a 300 ms policy', 0.99)
     for item in items:  # every command fresh, though each decision takes 300 ms
         stamp = _stamp(item.msg)
-        assert item.wall - stamp < 0.1
+        stall = probe.worst(stamp, item.wall)  # a pause of the whole machine is not the node's
+        assert item.wall - stamp < 0.1 + stall, \
+            f'a command arrived {(item.wall - stamp) * 1e3:.0f} ms after its stamp; ' \
+            f'{probe.describe(stall)}'
     # the arm keeps moving: async requests hide the 300 ms latency behind the 333 ms steps
     late = items[len(items) // 3:]
     assert sum(_moving(i.msg) for i in late) >= 0.8 * len(late)
