@@ -14,17 +14,11 @@ config/rt2_controller.yaml by default); an argument below overrides that file on
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import LifecycleNode, Node
-from rt2_ros.launch_params import controller_parameters, rviz_nodes
+from rt2_ros.launch_params import CONTROLLER_ARGUMENTS, controller_parameters, rviz_nodes
 
 ARGUMENTS = (
     ('namespace', 'rt2', 'Namespace of the robot (topics are relative to it)'),
-    ('params_file', '', 'Parameter file for rt2_controller (empty: the shipped '
-                        'config/rt2_controller.yaml)'),
-    ('policy_backend', '', 'Overrides params_file when given: openvla_http, openai, openpi, '
-                           'local or module:Class'),
-    ('policy_url', '', 'Overrides params_file when given: URL of the policy server'),
-    ('action_space', '', 'Overrides params_file when given: action space preset or YAML path'),
-    ('use_sim_time', '', 'Overrides params_file when given: true to use /clock'),
+    *CONTROLLER_ARGUMENTS,
     ('rviz', 'false', 'true: also start rviz2 with config/rt2.rviz moved to this namespace'),
 )
 

@@ -25,17 +25,11 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
-from rt2_ros.launch_params import controller_parameters, rviz_nodes
+from rt2_ros.launch_params import CONTROLLER_ARGUMENTS, controller_parameters, rviz_nodes
 
 ARGUMENTS = (
     ('namespace', 'rt2', 'Namespace of rt2_controller'),
-    ('params_file', '', 'Parameter file for rt2_controller (empty: the shipped '
-                        'config/rt2_controller.yaml)'),
-    ('policy_backend', '', 'Overrides params_file when given: openvla_http, openai, openpi, '
-                           'local or module:Class'),
-    ('policy_url', '', 'Overrides params_file when given: URL of the policy server'),
-    ('action_space', '', 'Overrides params_file when given: action space preset or YAML path'),
-    ('use_sim_time', '', 'Overrides params_file when given: true to use /clock'),
+    *CONTROLLER_ARGUMENTS,
     ('frame_id', '', "Overrides params_file when given: Servo's robot_link_command_frame"),
     ('servo_node', '/servo_node', 'Fully qualified name of the MoveIt Servo node'),
     ('gripper_topic', '/gripper_controller/commands',

@@ -37,7 +37,8 @@ ARGUMENTS = (
     ('action_space', '', 'Overrides params_file when given: action space preset or YAML '
                          '(default: the action space of the bundled model)'),
     ('use_sim_time', 'false', 'Use /clock'),
-    ('split', 'seen', 'task split: train, seen, unseen_objects, unseen_phrasing, reasoning'),
+    ('split', 'seen', 'task split: one_block, two_blocks, seen, unseen_objects, '
+                      'unseen_phrasing, reasoning, train'),
     ('family', 'pick', 'task family: pick, place_on, move_to, push_next_to (empty: drawn)'),
     ('seed', '0', 'episode seed'),
     ('variation', 'none', 'scene appearance variation: none, mild, strong'),

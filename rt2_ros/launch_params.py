@@ -21,6 +21,16 @@ OVERRIDABLE: Tuple[Tuple[str, str, type], ...] = (
 )
 ARGUMENT_TO_PARAMETER = {argument: (parameter, kind) for argument, parameter, kind in OVERRIDABLE}
 SHIPPED_PARAMS = ('config', 'rt2_controller.yaml')
+# (name, default, description) of the launch arguments every controller launch file declares.
+CONTROLLER_ARGUMENTS: Tuple[Tuple[str, str, str], ...] = (
+    ('params_file', '', 'Parameter file for rt2_controller (empty: the shipped '
+                        'config/rt2_controller.yaml)'),
+    ('policy_backend', '', 'Overrides params_file when given: openvla_http, openai, openpi, '
+                           'local, expert or module:Class'),
+    ('policy_url', '', 'Overrides params_file when given: URL of the policy server'),
+    ('action_space', '', 'Overrides params_file when given: action space preset or YAML path'),
+    ('use_sim_time', '', 'Overrides params_file when given: true to use /clock'),
+)
 
 ParameterSource = Union[str, Dict[str, object]]
 
