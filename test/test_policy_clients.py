@@ -1,7 +1,9 @@
 """Remote policy clients against a real scripted server: wire format, auth and typed failures."""
 import shutil
 import socket
+import ssl
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -40,7 +42,8 @@ def url_for(backend: str, server: ScriptedPolicyServer) -> str:
 
 def policy(backend: str, url: str, **kwargs):
     return make_policy(PolicyConfig(backend=backend, url=url, timeout_s=kwargs.pop('timeout', 1.0),
-                                    connect_timeout_s=1.0, **kwargs))
+                                    connect_timeout_s=kwargs.pop('connect_timeout', 1.0),
+                                    **kwargs))
 
 
 def test_openvla_http_speaks_deploy_py_format_and_validates(fresh, monkeypatch):
@@ -212,5 +215,64 @@ def test_tls_is_verified_by_default_and_a_ca_file_makes_it_work(tls_files):
             with policy(backend, url) as client:
                 with pytest.raises(PolicyUnavailable, match='(?i)certificate|TLS'):
                     client.infer(OBS)
-            with policy(backend, url, ca_cert=tls_files[0]) as client:
+            # A generous handshake bound: this checks verification, not deadlines, and a
+            # loaded machine can take over a second for a TLS and websocket handshake.
+            with policy(backend, url, ca_cert=tls_files[0], connect_timeout=10.0) as client:
                 assert client.infer(OBS).terminate == [False]
+
+
+class SilentTlsServer:
+    """Accepts connections and completes TLS on them, then never sends another byte."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self.listener.getsockname()[1]
+        self.held = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+                self.held.append(self.context.wrap_socket(conn, server_side=True))
+            except OSError:
+                return
+
+    def __enter__(self) -> 'SilentTlsServer':
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.parametrize('backend,error', [('openpi', PolicyUnavailable),
+                                           ('openvla_http', PolicyTimeout)])
+def test_a_server_silent_after_tls_fails_the_request_within_its_bounds(
+        tls_files, backend, error):
+    # A TLS 1.3 session ticket makes the socket readable with no application data in it; a
+    # client that then blocks on the read waits for the silent server forever.
+    with SilentTlsServer(*tls_files) as server:
+        scheme = 'wss' if backend == 'openpi' else 'https'
+        outcome = []
+
+        def call() -> None:
+            with policy(backend, f'{scheme}://127.0.0.1:{server.port}',
+                        ca_cert=tls_files[0]) as client:
+                try:
+                    client.infer(OBS)
+                    outcome.append(None)
+                except Exception as exc:  # noqa: B902 - the type is what is checked
+                    outcome.append(exc)
+        start = time.monotonic()
+        worker = threading.Thread(target=call, daemon=True)
+        worker.start()
+        worker.join(30.0)
+        assert not worker.is_alive(), 'the client is still blocked on a silent server'
+        assert isinstance(outcome[0], error), outcome
+        # connect bound + one read bound (1 s each here), with room for a loaded machine
+        assert time.monotonic() - start < 15.0

@@ -281,9 +281,10 @@ def test_a_checkpoint_trained_to_plan_is_decoded_with_its_plan(tmp_path, data_di
 def test_replanning_cached_robot_data_gives_what_generating_it_with_the_plan_gives():
     from rt2_ros.training.robot_data import replanned
 
-    plain = robot_examples([0, 1], image_size=32)
-    planned = robot_examples([0, 1], image_size=32, plan='ground_points')
+    plain = robot_examples([0, 1], image_size=32, grounding=True)
+    planned = robot_examples([0, 1], image_size=32, plan='ground_points', grounding=True)
     again = replanned(plain, [0, 1], 'ground_points')
+    assert 'vqa' in plain.kinds                    # the pointing rows between the actions stay
     assert again.answers == planned.answers and again.prompts == plain.prompts
     assert np.array_equal(again.images, plain.images)
     assert replanned(planned, [0, 1], 'none').answers == plain.answers   # and back

@@ -94,8 +94,9 @@ def main() -> int:
         start = time.perf_counter()
         robot = replanned(ExampleSet.load(str(args.data / 'robot.npz')),
                           config.train_seed_ranges()[0], config.robot_plan,
-                          noise_levels=DEFAULT_NOISE_LEVELS, label=config.label,
-                          workers=config.workers)
+                          split=config.robot_split, noise_levels=DEFAULT_NOISE_LEVELS,
+                          label=config.label, workers=config.workers,
+                          families=config.robot_families)
         robot.save(str(data / 'robot.npz'))
         print(f'robot data rewritten with plan {config.robot_plan!r} '
               f'({time.perf_counter() - start:.0f} s)', flush=True)

@@ -21,6 +21,8 @@ to resize-with-pad the image to, 0 = send as is), `max_horizon` (keep at most th
 steps, 0 = all), `check_bounds`. A key containing dots nests: `images.cam_high` sends
 `{"images": {"cam_high": image}}`. Observation.extras are sent as additional top-level keys.
 """
+import functools
+import socket
 import ssl
 import time
 from typing import Any, Dict, Optional
@@ -54,6 +56,26 @@ def ws_uri(url: str) -> str:
     if '://' in url:
         raise PolicyConfigError(f'policy.url {url!r} must be ws://, wss:// or host:port')
     return 'ws://' + url
+
+
+class BoundedReadConnection(websockets.sync.client.ClientConnection):
+    """
+    A websockets connection whose socket reads and writes give up after read_timeout_s.
+
+    websockets' reader thread calls a blocking recv once select says the socket is readable.
+    Over TLS, readable bytes need not hold application data: a TLS 1.3 session ticket arrives
+    right after the TLS handshake, and SSL read then waits for the next record. A server that
+    completes TLS and then says nothing leaves that read blocked forever, and websockets'
+    cleanup after the opening-handshake timeout joins the reader, so connect() never returns.
+    With a socket timeout the blocked read raises, the reader ends, and the failure stays
+    typed and bounded. Idle waits between requests are spent in select, which it does not
+    touch, so a quiet connection is not dropped.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: Any, *, read_timeout_s: float,
+                 **kwargs: Any) -> None:
+        sock.settimeout(read_timeout_s)
+        super().__init__(sock, protocol, **kwargs)
 
 
 def resize_with_pad(image: np.ndarray, side: int) -> np.ndarray:
@@ -124,7 +146,9 @@ class OpenPiPolicy(Policy):
                 max_size=self.config.max_response_bytes,
                 open_timeout=self.config.connect_timeout_s,
                 close_timeout=0.5, ssl=self.ssl_context, user_agent_header='rt2_ros openpi',
-                proxy=None, legacy=True)
+                proxy=None, legacy=True, create_connection=functools.partial(
+                    BoundedReadConnection, read_timeout_s=max(self.config.timeout_s,
+                                                              self.config.connect_timeout_s)))
         except websockets.exceptions.InvalidStatus as exc:
             status = exc.response.status_code
             if status in (502, 503):

@@ -199,28 +199,35 @@ def replanned(examples: ExampleSet, seeds: Sequence[int], plan: str, split: str 
               noise_levels: Sequence[NoiseLevel] = DEFAULT_NOISE_LEVELS,
               label: str = 'intended', workers: int = 1,
               decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
-              max_steps: int = DEFAULT_MAX_STEPS) -> ExampleSet:
+              max_steps: int = DEFAULT_MAX_STEPS,
+              families: Optional[Sequence[str]] = None) -> ExampleSet:
     """
     Return robot_examples' data for these seeds with its answers written in another plan layout.
 
     Rendering is most of the cost of robot data; plan points need only the expert and the
     camera model, so this re-runs the expert on the same seeds without drawing a frame (about
-    2 minutes instead of 18 for 3,000 episodes here) and keeps the images. Every prompt and
-    action must come out as the data has them, or ValueError: the data is not those episodes.
+    2 minutes instead of 18 for 3,000 episodes here) and keeps the images. Grounding questions
+    asked about the frames are kept as they are. Every prompt and action must come out as the
+    data has them, or ValueError: the data is not those episodes.
     """
     jobs = _jobs(seeds, split, noise_levels, examples.images.shape[1], label, decision_rate_hz,
-                 max_steps, plan, render=False)
-    answers: List[str] = []
+                 max_steps, plan, render=False, families=families)
+    robot_rows = [k for k, kind in enumerate(examples.kinds) if kind == 'robot']
+    answers = list(examples.answers)
+    done = 0
     for _, labels, instructions, _, _, _ in _map(_episode_job, jobs, workers):
         for text, instruction in zip(labels, instructions):
-            k = len(answers)
-            if k >= len(examples) or examples.prompts[k] != action_prompt(instruction) or \
+            if done >= len(robot_rows):
+                raise ValueError(f'the seeds give more than the {done} states of the data')
+            k = robot_rows[done]
+            if examples.prompts[k] != action_prompt(instruction) or \
                     answer_action(examples.answers[k]) != answer_action(text):
                 raise ValueError(f'example {k} is not what the expert does on these seeds: '
                                  'not the robot data of this recipe')
-            answers.append(text)
-    if len(answers) != len(examples):
-        raise ValueError(f'the seeds give {len(answers)} states, the data has {len(examples)}')
+            answers[k] = text
+            done += 1
+    if done != len(robot_rows):
+        raise ValueError(f'the seeds give {done} states, the data has {len(robot_rows)}')
     return dataclasses.replace(examples, answers=answers)
 
 
