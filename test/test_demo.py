@@ -220,6 +220,15 @@ def test_the_default_split_is_the_hardest_rung_the_model_is_good_at(tmp_path):
     measured = measured_rungs(tmp_path)
     assert measured['one_block']['success_rate'] == 0.93 and measured['seen']['mode'] == 'ros'
     assert default_split(measured) == 'one_block'
-    assert default_split(measured, ['place_on']) == DEFAULT_SPLIT  # one_block has no place_on
+    # one_block has no place_on: of the rungs that have it, two_blocks is where it does best
+    assert default_split(measured, ['place_on']) == 'two_blocks'
+    # no good rung: the rung where it does best (the easiest of equals); none: the default
+    weak = {split: dict(report, success_rate=rate) for (split, report), rate in
+            zip(measured.items(), (0.2, 0.2, 0.05))}
+    assert default_split(weak) == 'one_block'
+    assert default_split(dict(weak, two_blocks=dict(weak['two_blocks'], success_rate=0.3))) \
+        == 'two_blocks'
+    assert default_split({split: dict(r, success_rate=0.0) for split, r in weak.items()}) \
+        == DEFAULT_SPLIT
     assert rung_summary(measured) == \
         'one_block 93 %, two_blocks 40 %, seen 0 % (100 episodes each)'

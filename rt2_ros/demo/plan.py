@@ -99,14 +99,19 @@ def default_split(rungs: Dict[str, Dict[str, Any]], families: Sequence[str] = ()
     Return the split a demo runs by default: the hardest rung the model is good at.
 
     Rungs are tried hardest first along the ladder (only those that have every family asked
-    for); without a measured good rung the demo runs DEFAULT_SPLIT, the model's tasks in scenes
-    it never trained on.
+    for). Without a good rung the demo runs the rung where the model does best, so a newcomer
+    sees what it can do rather than a row of failures; with no success measured anywhere it
+    runs DEFAULT_SPLIT, the model's tasks in scenes it never trained on.
     """
     from rt2_ros.sim.splits import LADDER
-    for split in reversed(LADDER):
-        if rungs.get(split, {}).get('success_rate', 0.0) >= GOOD_RUNG and \
-                set(families) <= set(get_split(split).families):
+    usable = [split for split in LADDER if split in rungs and
+              set(families) <= set(get_split(split).families)]
+    for split in reversed(usable):
+        if rungs[split].get('success_rate', 0.0) >= GOOD_RUNG:
             return split
+    best = max(usable, key=lambda split: rungs[split].get('success_rate', 0.0), default=None)
+    if best is not None and rungs[best].get('success_rate', 0.0) > 0.0:
+        return best
     return DEFAULT_SPLIT
 
 
