@@ -325,7 +325,8 @@ def reach_errors(said: List[str], truth: List[str]) -> Dict[str, Dict[str, objec
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', default=str(ROOT / 'config/training/rt2_demo_vla.json'))
+    parser.add_argument('--config',
+                        default=str(ROOT / 'experiments/recipes/rt2_cofinetuned_vla.json'))
     parser.add_argument('--steps', type=int, default=1500)
     parser.add_argument('--every', type=int, default=250)
     parser.add_argument('--lr', type=float, help='peak learning rate (default: the config)')
