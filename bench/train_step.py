@@ -36,15 +36,18 @@ def _trainer(width: int, precision: str, device_name: str, batch_size: int, thre
     """
     Return the recipe's Trainer at `width`, fed robot examples instead of generated data.
 
-    The examples are the robot data's layout - the RT-2 prompt of a sim instruction, an
-    8-integer answer - on random images, so `train_step` batches and steps exactly as in a run.
+    The examples are the robot data's layout - the RT-2 prompt of a sim instruction, the
+    recipe's answer (its plan, then 8 integers) and the pointing questions asked about each
+    frame - on random images and points, so `train_step` batches and steps exactly as in a run.
     """
     import numpy as np
+    from rt2_ros.sim.rollout import POINT_ROWS
     from rt2_ros.training.batches import EncodedSet
     from rt2_ros.training.config import TrainConfig
     from rt2_ros.training.device import training_device
     from rt2_ros.training.examples import ExampleSet
-    from rt2_ros.training.robot_data import action_prompt, bins_text
+    from rt2_ros.training.robot_data import (
+        action_prompt, bins_text, CAMERA_SIZE, grounding_questions, planned_answer)
     from rt2_ros.training.trainer import Trainer
 
     recipe = TrainConfig.load(RECIPE).to_dict()
@@ -56,9 +59,16 @@ def _trainer(width: int, precision: str, device_name: str, batch_size: int, thre
     rng = np.random.default_rng(0)
     size = trainer.config.model.image_size
     examples = ExampleSet(images=rng.integers(0, 256, (EXAMPLES, size, size, 3), np.uint8))
+    instruction = 'put the red triangle in the near right corner of the table'
     for k in range(EXAMPLES):
-        examples.add(k, action_prompt('place the red triangle on top of the blue cube'),
-                     bins_text(rng.integers(0, 256, 8)), 'robot')
+        points = rng.uniform(0, CAMERA_SIZE, (len(POINT_ROWS), 2))
+        answer = bins_text(rng.integers(0, 256, 8))
+        if trainer.config.robot_plan != 'none':
+            answer = planned_answer(points, answer, trainer.config.robot_plan)
+        examples.add(k, action_prompt(instruction), answer, 'robot', 'move_to')
+        if trainer.config.grounding_fraction > 0:
+            for prompt, text, tag in grounding_questions(instruction, 'move_to', points):
+                examples.add(k, prompt, text, 'vqa', tag)
     trainer.set_streams([EncodedSet(examples, trainer.encoder)])
     return trainer
 

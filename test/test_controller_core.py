@@ -197,6 +197,29 @@ def test_policy_error_halts_and_retries():
     assert core.machine.state == State.RUNNING
 
 
+def test_a_good_reply_right_after_a_failed_one_does_not_hide_the_halt():
+    core, loop = _started(max_in_flight=2, request_threshold=1.0)
+    core.set_enabled(True)
+    first = core.poll_request(loop.now)
+    core.on_reply(_reply(first, _action(dx=0.02)), loop.now)
+    loop.run(0.1)
+    failed = core.poll_request(loop.now)
+    loop.now = round(loop.now + 0.06, 9)                  # past the pipelining spacing
+    loop.image()                                          # a new frame for the second request
+    good = core.poll_request(loop.now)
+    assert failed is not None and good is not None      # two requests in flight
+    core.on_reply(_reply(failed, error=PolicyUnavailable('HTTP 401')), loop.now)
+    assert core.machine.cause == 'policy_error'
+    late = core.on_reply(_reply(good, _action(dx=0.02)), loop.now + 0.002)  # before any tick
+    assert not late.accepted and core.machine.stopped_for_fault
+    outputs = loop.run(0.3)
+    assert outputs[0].command is not None and outputs[0].command.is_stop   # the halt showed
+    retry = core.poll_request(loop.now)
+    assert retry is not None
+    assert core.on_reply(_reply(retry, _action(dx=0.01)), loop.now).accepted
+    assert core.machine.state == State.RUNNING
+
+
 def test_invalid_action_and_watchdog():
     core, loop = _started()
     ticket = core.poll_request(loop.now)

@@ -399,7 +399,7 @@ class ControllerCore:
             self._latency_p90 = self.latency.percentile(90)  # once per reply, not per tick
             machine = self.machine
             resumable = (machine.stopped_for_fault and machine.cause in POLICY_CAUSES
-                         and machine.can_resume())
+                         and machine.can_resume() and self._halt_reached_actuators())
             if not (machine.running or resumable):
                 return ReplyOutcome(False, f'not running ({machine.state.value})',
                                     reply.result, reply.latency_s)
@@ -454,6 +454,17 @@ class ControllerCore:
         self._halting_left = max(self._halting_left, self.config.halt_cycles)
         self._actuating = False
         self._last_gripper = None
+
+    def _halt_reached_actuators(self) -> bool:
+        """
+        Whether the current fault halt has had at least one control tick of its stop sequence.
+
+        With requests pipelined, a good reply can arrive milliseconds after a failed one, before
+        any tick; resuming on it would make the halt invisible at the arm (no zero command at
+        all). A fault halt always shows: the reply is refused until one stop tick has run.
+        """
+        return self.machine.state == State.HALTED or \
+            self._halting_left < self.config.halt_cycles
 
     def _halt(self, cause: str, detail: str) -> None:
         if self.machine.halt(cause, detail):
