@@ -106,13 +106,12 @@ def default_split(rungs: Dict[str, Dict[str, Any]], families: Sequence[str] = ()
     from rt2_ros.sim.splits import LADDER
     usable = [split for split in LADDER if split in rungs and
               set(families) <= set(get_split(split).families)]
-    for split in reversed(usable):
-        if rungs[split].get('success_rate', 0.0) >= GOOD_RUNG:
-            return split
-    best = max(usable, key=lambda split: rungs[split].get('success_rate', 0.0), default=None)
-    if best is not None and rungs[best].get('success_rate', 0.0) > 0.0:
-        return best
-    return DEFAULT_SPLIT
+    rate = {split: float(rungs[split].get('success_rate', 0.0)) for split in usable}
+    good = [split for split in usable if rate[split] >= GOOD_RUNG]
+    if good:
+        return good[-1]
+    best = max(usable, key=rate.__getitem__, default=None)
+    return best if best is not None and rate[best] > 0.0 else DEFAULT_SPLIT
 
 
 def rung_summary(rungs: Dict[str, Dict[str, Any]]) -> str:
