@@ -106,8 +106,11 @@ class TopicRecorder:
         return still
 
     def _callback(self, topic: str):
-        def write(raw: bytes) -> None:
-            now = time.time_ns()
+        def write(raw: bytes, info: Dict[str, int]) -> None:
+            # The middleware's receive time, as rosbag2 records it: the callback may run late
+            # (a busy executor, a slow first write), the arrival did not. An rmw that does not
+            # stamp receptions gives 0.
+            now = int(info.get('received_timestamp') or 0) or time.time_ns()
             with self.lock:
                 if self.writer.closed:
                     return
