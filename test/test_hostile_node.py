@@ -173,7 +173,8 @@ def test_publishers_restarting(rig):
         rig.wait_moving()
         # an e-stop panel presses, then crashes: the latch outlives its publisher
         with RosHarness(harness_name='estop_panel_1') as panel:
-            panel.wait_for_subscribers('estop', _bool_type())
+            # a release while not latched changes nothing: it proves the node hears the panel
+            panel.wait_for_subscribers('estop', _bool_type(), probe=_bool_type()(data=False))
             marks = rig.marks()
             rig.assert_halt('estop', panel.publish_estop(True), marks)
         assert rig.still_for(0.4)

@@ -357,13 +357,30 @@ class RosHarness:
         return self._publishers[key]
 
     def wait_for_subscribers(self, name: str, msg_type: Any, count: int = 1,
-                             timeout: float = 20.0, qos: Any = None) -> None:
+                             timeout: float = 20.0, qos: Any = None,
+                             probe: Any = None) -> None:
+        """
+        Wait until `count` subscribers matched this publisher.
+
+        DDS discovery is one-sided: the publisher can see a subscriber before that subscriber
+        has matched the publisher, and a reliable message sent then arrives only after a
+        retransmission (a few hundred ms on a loaded machine). With `probe` (a message the
+        subscribers may receive without effect) the wait also publishes it and waits for
+        every subscriber's acknowledgement, which it can send only once it has matched.
+        """
+        from rclpy.duration import Duration
         publisher = self.publisher(name, msg_type, qos)
         deadline = time.monotonic() + timeout
         while publisher.get_subscription_count() < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f'no subscriber on {self.topic(name)} after {timeout} s')
             time.sleep(0.02)  # DDS discovery has no event to wait on
+        if probe is not None:
+            publisher.publish(probe)
+            left = max(0.0, deadline - time.monotonic())
+            if not publisher.wait_for_all_acked(Duration(seconds=left)):
+                raise TimeoutError(f'{self.topic(name)}: the probe was not acknowledged '
+                                   f'within {timeout} s')
 
     def stamp(self, seconds: Optional[float] = None) -> Any:
         from builtin_interfaces.msg import Time
