@@ -301,19 +301,40 @@ def test_dagger_labels_the_visited_states_with_the_recipes_plan(tmp_path, data_d
     from rt2_ros.training.examples import ExampleSet
     from rt2_ros.training.robot_data import bins_text, planned_answer
 
-    trainer = new_run(tmp_path, data_dir, 'a', remake=('robot',), robot_plan='ground_points',
+    trainer = new_run(tmp_path, data_dir, 'a', remake=('robot',),
+                      robot_plan='ground_points_gripper',
                       dagger=[DaggerRound(at_step=2, episodes=2)])
     trainer.run(until=3)
     assert trainer.state.dagger_done == 1
     visited = ExampleSet.load(str(trainer._data_path('dagger0')))
-    pattern = r'Plan: (\d+ ){5}\d+\. Action: \d+( \d+){7}'
+    pattern = r'Plan: (\d+ ){6}(open|closed)\. Action: \d+( \d+){7}'
     assert len(visited) >= 2 and all(re.fullmatch(pattern, a) for a in visited.answers)
     # The first rollout starts where the expert's own episode does: the same first label.
     seed = trainer.config.train_seed_ranges()[1][0]
     step = expert_episode(make_episode('train', seed), render=False, points=True,
                           noise=ExpertNoise.none()).steps[0]
     assert visited.answers[0] == planned_answer(step.points, bins_text(step.intended_bins),
-                                                'ground_points')
+                                                'ground_points_gripper', float(step.ee[4]))
+
+
+def test_the_gripper_plan_says_open_until_the_fingers_shut_on_the_block():
+    # Above the block the expert closes and holds, then lifts: the plan must tell those two
+    # states apart, so its word follows the fingers, not the command.
+    from rt2_ros.sim.rollout import expert_episode
+    from rt2_ros.sim.tasks import make_episode
+    from rt2_ros.training.robot_data import bins_text, planned_answer
+
+    demo = expert_episode(make_episode('train_one_block', 3, family='pick'), render=False,
+                          points=True)
+    assert demo.success
+    words = [planned_answer(step.points, bins_text(step.intended_bins), 'ground_points_gripper',
+                            float(step.ee[4])).split('. Action: ')[0].rsplit(' ', 1)[1]
+             for step in demo.steps]
+    close = next(k for k, step in enumerate(demo.steps) if step.intended_bins[7] < 128)
+    assert words[:close + 1] == ['open'] * (close + 1)
+    assert words[-1] == 'closed'
+    with pytest.raises(ValueError, match='opening'):
+        planned_answer(demo.steps[0].points, '1 2 3 4 5 6 7 8', 'ground_points_gripper')
 
 
 def test_robot_data_labels_the_noise_free_action():

@@ -40,8 +40,9 @@ class LockstepEpisode:
     # metres) and whether the target was ever held.
     closest_xy_m: float = float('inf')
     grasped: bool = False
-    # (image, label text, the expert's plan points there: rows as in rollout.POINT_ROWS)
-    states: List[Tuple[np.ndarray, str, np.ndarray]] = field(default_factory=list)
+    # (image, label text, the expert's plan points there: rows as in rollout.POINT_ROWS, the
+    # finger opening)
+    states: List[Tuple[np.ndarray, str, np.ndarray, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -97,7 +98,8 @@ def run_lockstep(policy: BatchPolicy, split: str, seeds: Sequence[int],
                     intended = executor.quantize(expert.act(sim)[1])
                     stored = image if keep_image_size is None else resize_image(
                         image, keep_image_size)
-                    record.states.append((stored, executor.text(intended), points))
+                    record.states.append((stored, executor.text(intended), points,
+                                          float(sim.gripper.opening)))
                 record.steps += 1
                 _track_progress(episode, sim, record)
                 try:

@@ -37,6 +37,10 @@ PUSH_BACKOFF = 0.025       # start a push this far behind the block
 PUSH_TARGET_GAP = 0.008    # aim for this gap between pushed block and its neighbour
 PUSH_LATERAL_TOL = 0.012
 
+# Below this finger opening (a fraction of the full width) the gripper counts as closed: shut on
+# a block, or on nothing.
+GRIPPER_OPEN_AT = 0.9
+
 # rt2 action layout: terminate, dx, dy, dz, droll, dpitch, dyaw, gripper_extension.
 CONTINUE = 1.0
 TERMINATE = 0.0
@@ -130,7 +134,7 @@ class ScriptedExpert:
         if g.held is not None:
             # Holding the wrong block: put it down where it is.
             return tip.copy(), 1.0, False
-        if g.target < 0.5 or g.opening < 0.9:
+        if g.target < 0.5 or g.opening < GRIPPER_OPEN_AT:
             # Closed on nothing (a missed grasp): open, backing up if down among the blocks.
             return np.array([tip[0], tip[1], max(tip[2], hover_z)]), 1.0, False
         if dist > ALIGN_TOL:

@@ -27,8 +27,9 @@ class DaggerRound:
 # What a robot answer writes before its action: nothing (plain RT-2), or a grounded plan - the
 # image points of where the hand is going and of the hand itself ('points'), after the point
 # of the block the instruction names ('target_points'), those two dropped onto the table
-# ('ground_points'; robot_data.planned_answer).
-ROBOT_PLANS = ('none', 'points', 'target_points', 'ground_points')
+# ('ground_points'), and with whether the fingers are open or closed ('ground_points_gripper';
+# robot_data.planned_answer).
+ROBOT_PLANS = ('none', 'points', 'target_points', 'ground_points', 'ground_points_gripper')
 # Where is the <block>? / where is the gripper?: the questions of the grounding stages.
 POINTING_QUESTIONS: Dict[str, float] = {'point': 3.0, 'point_gripper': 1.0}
 

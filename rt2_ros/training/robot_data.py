@@ -18,7 +18,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rt2_ros.policy.prompts import build_prompt
-from rt2_ros.sim.expert import ExpertNoise
+from rt2_ros.sim.expert import ExpertNoise, GRIPPER_OPEN_AT
 from rt2_ros.sim.rollout import (DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, expert_episode,
                                  POINT_ROWS)
 from rt2_ros.sim.tasks import make_episode
@@ -61,7 +61,15 @@ def bins_text(bins: Sequence[int]) -> str:
 # The image points each plan writes, in order (names as in rollout.POINT_ROWS).
 PLAN_POINTS = {'none': (), 'points': ('waypoint', 'fingertips'),
                'target_points': ('target', 'waypoint', 'fingertips'),
-               'ground_points': ('target', 'waypoint_ground', 'fingertips_ground')}
+               'ground_points': ('target', 'waypoint_ground', 'fingertips_ground'),
+               'ground_points_gripper': ('target', 'waypoint_ground', 'fingertips_ground')}
+# The plans that also say whether the fingers are open or closed.
+PLANS_WITH_GRIPPER = ('ground_points_gripper',)
+
+
+def gripper_word(opening: float) -> str:
+    """Return 'open' or 'closed' for a finger opening, as the expert tells them apart."""
+    return 'open' if float(opening) >= GRIPPER_OPEN_AT else 'closed'
 
 
 def plan_points(points: np.ndarray, plan: str) -> np.ndarray:
@@ -69,7 +77,8 @@ def plan_points(points: np.ndarray, plan: str) -> np.ndarray:
     return np.asarray(points)[[POINT_ROWS.index(name) for name in PLAN_POINTS[plan]]]
 
 
-def planned_answer(points: np.ndarray, action: str, plan: str = 'points') -> str:
+def planned_answer(points: np.ndarray, action: str, plan: str = 'points',
+                   opening: Optional[float] = None) -> str:
     """
     Write a robot answer as a grounded chain of thought: 'Plan: <points>. Action: <bins>'.
 
@@ -86,12 +95,19 @@ def planned_answer(points: np.ndarray, action: str, plan: str = 'points') -> str
     misses the sign of about one forward move in ten of the expert's; on the table the row and
     column differences give the forward and the sideways signs of all of them. The
     fingertips' table point is where their shadow falls, give or take the light's slant.
+    'ground_points_gripper' adds whether the fingers are 'open' or 'closed' (opening: the
+    state's finger opening): above a block the expert closes and holds while the fingers are
+    open and lifts once they are shut, two states a few pixels apart that no point tells apart.
     """
     chosen = plan_points(points, plan)
     if not len(chosen):
         raise ValueError(f'plan {plan!r} writes no points')
-    return f"Plan: {' '.join(point_text(p, CAMERA_SIZE) for p in chosen)}. Action: {action}"
-
+    words = [point_text(p, CAMERA_SIZE) for p in chosen]
+    if plan in PLANS_WITH_GRIPPER:
+        if opening is None:
+            raise ValueError(f'plan {plan!r} needs the finger opening')
+        words.append(gripper_word(opening))
+    return f"Plan: {' '.join(words)}. Action: {action}"
 
 def answer_action(answer: str) -> str:
     """Return the action part of a robot answer, with or without a plan before it."""
@@ -136,7 +152,7 @@ def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], st
     labels = [bins_text(step.intended_bins if label == 'intended' else step.bins)
               for step in demo.steps]
     if plan != 'none':
-        labels = [planned_answer(step.points, text, plan)
+        labels = [planned_answer(step.points, text, plan, opening=float(step.ee[4]))
                   for step, text in zip(demo.steps, labels)]
     questions = [grounding_questions(demo.instruction, demo.task['family'], step.points)
                  for step in demo.steps] if grounding else [[] for _ in demo.steps]

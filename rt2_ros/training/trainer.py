@@ -452,9 +452,9 @@ class Trainer:
             images, examples = [], ExampleSet(
                 images=np.zeros((0,) + (self.config.model.image_size,) * 2 + (3,), np.uint8))
             for episode in result.episodes:
-                for image, label, points in episode.states:
+                for image, label, points, opening in episode.states:
                     if self.config.robot_plan != 'none':  # labelled as the robot data is
-                        label = planned_answer(points, label, self.config.robot_plan)
+                        label = planned_answer(points, label, self.config.robot_plan, opening)
                     examples.add(len(images), action_prompt(episode.instruction), label,
                                  'robot', episode.family)
                     images.append(image)
