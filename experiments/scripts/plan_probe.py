@@ -53,6 +53,7 @@ class ExpertState:
     instruction: str
     bins: np.ndarray           # the expert's intended action, rt2 bins
     points: np.ndarray         # camera pixels (row, col), rows as in rollout.POINT_ROWS
+    opening: float             # finger opening before the action (1: fully open)
 
 
 def expert_states(split: str, first_seed: int, episodes: int, every: int) -> List[ExpertState]:
@@ -69,7 +70,8 @@ def expert_states(split: str, first_seed: int, episodes: int, every: int) -> Lis
                               .to_noise())
         for step in demo.steps[::every]:
             states.append(ExpertState(step.image, demo.instruction,
-                                      np.asarray(step.intended_bins, int), step.points))
+                                      np.asarray(step.intended_bins, int), step.points,
+                                      float(step.ee[4])))
     return states
 
 
@@ -129,8 +131,8 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
         trainer = Trainer(config, Path(scratch), log=lambda _: None)
     trainer.model.load_state_dict(saved['model'])
     trainer.model.train(False)
-    answers = [planned_answer(s.points, bins_text(s.bins), plan) if count else bins_text(s.bins)
-               for s in states]  # the training data's own text for each state
+    answers = [planned_answer(s.points, bins_text(s.bins), plan, s.opening) if count
+               else bins_text(s.bins) for s in states]  # the training data's own text
     size = config.model.image_size
     prompts = [action_prompt(s.instruction) for s in states]
     examples = ExampleSet(
@@ -138,14 +140,16 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
         image_index=list(range(len(states))), prompts=prompts, answers=answers,
         kinds=['robot'] * len(states), tags=[''] * len(states))
     encoded = EncodedSet(examples, trainer.encoder)
-    out: Dict[str, list] = {'bins': [], 'plans': [], 'plan': plan}
+    out: Dict[str, list] = {'bins': [], 'plans': [], 'words': [], 'plan': plan}
     with torch.no_grad():
         for start in range(0, len(states), 50):
             rows = range(start, min(start + 50, len(states)))
             batch = make_batch([encoded], [(0, i) for i in rows])
             predicted = answer_logits(trainer.model, batch).argmax(-1)
             for row in predicted:
-                numbers = [int(v) for v in re.findall(r'\d+', trainer.tokenizer.decode(row))]
+                text = trainer.tokenizer.decode(row)
+                numbers = [int(v) for v in re.findall(r'\d+', text)]
+                out['words'].append(next(iter(re.findall(r'\b(open|closed)\b', text)), None))
                 numbers = (numbers + [-1] * (count + 8))[:count + 8]
                 out['plans'].append(np.array(numbers[:count]) if count else None)
                 out['bins'].append(np.array(numbers[count:]))
@@ -168,6 +172,7 @@ def score(states: List[ExpertState], said: Dict[str, list]) -> Dict[str, object]
         if name in ('terminate', 'gripper'):
             entry['exact'] = round(float((guess[:, k] == truth[:, k]).mean()), 3)
         report[name] = entry
+    report.update(grasp_reading(states, guess, said.get('words')))
     plan = said.get('plan', 'none')
     rows = [(s.bins, b, p, plan_truth(s.points, plan))
             for s, b, p in zip(states, said['bins'], said['plans']) if p is not None]
@@ -187,6 +192,32 @@ def score(states: List[ExpertState], said: Dict[str, list]) -> Dict[str, object]
     if said.get('request_ms'):
         report['request_ms_median'] = round(float(np.median(said['request_ms'])), 1)
     return report
+
+
+def grasp_reading(states: List[ExpertState], guess: np.ndarray,
+                  words: Optional[List[Optional[str]]]) -> Dict[str, object]:
+    """
+    Score the grasp, where the recipes so far failed.
+
+    Where the expert closes open fingers it holds still (dz 128) and lifts only once they are
+    shut; 'holds_while_closing' is how often the model's dz stays within CLEAR_MOVE of still
+    there. With a gripper plan, how often its open/closed word is right.
+    """
+    from rt2_ros.training.robot_data import gripper_word
+
+    out: Dict[str, object] = {}
+    closing = [k for k, s in enumerate(states)
+               if s.bins[7] < 128 and gripper_word(s.opening) == 'open']
+    if closing:
+        held = [abs(int(guess[k, 3]) - 128) <= CLEAR_MOVE for k in closing]
+        out['holds_while_closing'] = {'states': len(closing),
+                                      'right': round(float(np.mean(held)), 3)}
+    if words and any(w is not None for w in words):
+        truth = [gripper_word(s.opening) for s in states]
+        out['gripper_word_right'] = {
+            name: round(float(np.mean([w == t for w, t in zip(words, truth) if t == name])), 3)
+            for name in ('open', 'closed') if name in truth}
+    return out
 
 
 def plan_reading(expert_bins: List[np.ndarray], bins: List[np.ndarray],
@@ -256,7 +287,7 @@ def trace(model: Path, split: str, family: Optional[str], seeds: List[int],
     lines, texts = [], iter(said)
     for episode in result.episodes:
         lines.append(f'== {split} seed {episode.seed}: {episode.instruction}')
-        for decision, (_, label, points) in enumerate(episode.states):
+        for decision, (_, label, points, _) in enumerate(episode.states):
             text = next(texts)
             truth = ' '.join(str(v) for v in plan_truth(points, plan)) or '-'
             expert = ' '.join(label.split()[k] for k in shown)

@@ -29,7 +29,9 @@ def test_scores_count_errors_directions_and_the_median_baseline():
     # Camera pixels (224 frame) of waypoint, fingertips, target: (8.75, 17.5) is (10, 20)
     # on the 0..255 grid, (26.25, 35) is (30, 40).
     points = np.array([[8.75, 17.5], [26.25, 35.0], [100.0, 100.0]])
-    states = [probe.ExpertState(image, 'pick', bins, points) for bins in truth]
+    openings = [1.0, 1.0, 0.5]     # the second state closes open fingers, the third holds
+    states = [probe.ExpertState(image, 'pick', bins, points, opening)
+              for bins, opening in zip(truth, openings)]
     said = {'bins': [np.array([1, 190, 220, 128, 128, 128, 128, 255]),   # dy the wrong way
                      np.array([1, 60, 230, 128, 128, 128, 128, 255]),    # gripper wrong
                      np.array([0, 128, 128, 128, 128, 128, 128, 0])],
@@ -41,6 +43,8 @@ def test_scores_count_errors_directions_and_the_median_baseline():
     assert report['dy']['direction_right'] == 0.5      # two clear moves, one right
     assert report['dz'] == {'mae_bins': 0.0, 'median_answer_mae': 0.0}   # no clear move
     assert report['gripper']['exact'] == round(2 / 3, 3)
+    assert report['holds_while_closing'] == {'states': 1, 'right': 1.0}
+    assert 'gripper_word_right' not in report
     assert report['plans_read'] == 2
     assert report['waypoint_row'] == {'mae': 10.0, 'within_8': 0.5, 'median_answer_mae': 0.0}
     assert report['fingertips_col']['mae'] == 0.0
@@ -58,6 +62,9 @@ def test_scores_count_errors_directions_and_the_median_baseline():
     assert report['plans_read'] == 2
     assert report['target_row']['mae'] == 0.0 and report['target_col']['mae'] == 5.0
     assert report['waypoint_row'] == {'mae': 0.0, 'within_8': 1.0, 'median_answer_mae': 0.0}
+    # A gripper plan's word is scored against the fingers' state, open and closed apart.
+    said['words'] = ['open', 'closed', 'closed']
+    assert probe.score(states, said)['gripper_word_right'] == {'open': 0.5, 'closed': 1.0}
 
 
 def test_free_running_pass_on_a_checkpoint():

@@ -109,6 +109,7 @@ def planned_answer(points: np.ndarray, action: str, plan: str = 'points',
         words.append(gripper_word(opening))
     return f"Plan: {' '.join(words)}. Action: {action}"
 
+
 def answer_action(answer: str) -> str:
     """Return the action part of a robot answer, with or without a plan before it."""
     return answer.rpartition('Action: ')[2]
