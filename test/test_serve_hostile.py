@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -132,6 +133,21 @@ def test_clients_verify_tls_by_default_and_trust_a_given_ca(served, name):
         assert client.infer(OBS).actions.shape == (1, 8)
     with _policy(name, served, verify_tls=False) as client:  # an explicit opt-out only
         assert client.infer(OBS).actions.shape == (1, 8)
+
+
+def test_tls_sends_no_session_tickets(served):
+    # A TLS 1.3 ticket lands before the first reply; a threaded client (websockets' sync one,
+    # openpi's reference client) reads it while it writes its upgrade request on the same TLS
+    # connection, which can stall the opening handshake. rt2 serve sends none.
+    host, port = served.url.split('://', 1)[1].rsplit(':', 1)
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        with served.ssl_context().wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(b'GET /healthz HTTP/1.1\r\nHost: rt2\r\nConnection: close\r\n\r\n')
+            reply = b''
+            while chunk := tls.recv(65536):
+                reply += chunk
+            assert tls.version() == 'TLSv1.3' and reply.startswith(b'HTTP/1.1 200')
+            assert not tls.session.has_ticket
 
 
 def test_plain_http_to_the_tls_port_gets_no_answer(served):

@@ -59,13 +59,31 @@ def serve(app: Any, sock: socket.socket, *, tls_cert: Optional[str] = None,
     config = uvicorn.Config(
         app, log_level=log_level, access_log=access_log, http='h11', ws='websockets-sansio',
         ws_max_size=ws_max_size, ws_per_message_deflate=False, lifespan='on',
-        ssl_certfile=tls_cert, ssl_keyfile=tls_key, timeout_graceful_shutdown=2,
-        server_header=False)
+        ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        ssl_context_factory=_without_tickets if tls_cert else None,  # a factory means TLS
+        timeout_graceful_shutdown=2, server_header=False)
     server = uvicorn.Server(config)
     url = socket_url(sock, tls=bool(tls_cert))
     if on_ready is not None:
         _call_when_started(server, lambda: on_ready(url))
     server.run(sockets=[sock])
+
+
+def _without_tickets(config: Any, default_factory: Callable[[], Any]) -> Any:
+    """
+    Return uvicorn's TLS context with TLS 1.3 session tickets turned off.
+
+    A ticket arrives just after the TLS handshake, before the client's first request. A
+    threaded client such as websockets' sync one (openpi's reference client) then reads it on
+    its reader thread while the main thread writes the WebSocket upgrade over the same TLS
+    connection, and concurrent reading and writing of one TLS connection is not safe: under
+    load an opening handshake can stall until the client's timeout. Without tickets nothing
+    arrives until the reply. Policy clients open few, long-lived connections, so session
+    resumption buys nothing here.
+    """
+    context = default_factory()
+    context.num_tickets = 0
+    return context
 
 
 def _call_when_started(server: Any, callback: Callable[[], None]) -> None:
