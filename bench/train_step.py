@@ -47,7 +47,7 @@ def _trainer(width: int, precision: str, device_name: str, batch_size: int, thre
     from rt2_ros.training.device import training_device
     from rt2_ros.training.examples import ExampleSet
     from rt2_ros.training.robot_data import (
-        action_prompt, bins_text, CAMERA_SIZE, grounding_questions, planned_answer)
+        add_frame, bins_text, CAMERA_SIZE, grounding_questions, planned_answer)
     from rt2_ros.training.trainer import Trainer
 
     recipe = TrainConfig.load(RECIPE).to_dict()
@@ -64,11 +64,11 @@ def _trainer(width: int, precision: str, device_name: str, batch_size: int, thre
         points = rng.uniform(0, CAMERA_SIZE, (len(POINT_ROWS), 2))
         answer = bins_text(rng.integers(0, 256, 8))
         if trainer.config.robot_plan != 'none':
-            answer = planned_answer(points, answer, trainer.config.robot_plan)
-        examples.add(k, action_prompt(instruction), answer, 'robot', 'move_to')
-        if trainer.config.grounding_fraction > 0:
-            for prompt, text, tag in grounding_questions(instruction, 'move_to', points):
-                examples.add(k, prompt, text, 'vqa', tag)
+            answer = planned_answer(points, answer, trainer.config.robot_plan,
+                                    opening=rng.uniform())
+        asked = grounding_questions(instruction, 'move_to', points) \
+            if trainer.config.grounding_fraction > 0 else ()
+        add_frame(examples, k, instruction, answer, 'move_to', asked)
     trainer.set_streams([EncodedSet(examples, trainer.encoder)])
     return trainer
 

@@ -61,8 +61,8 @@ def bins_text(bins: Sequence[int]) -> str:
 # The image points each plan writes, in order (names as in rollout.POINT_ROWS).
 PLAN_POINTS = {'none': (), 'points': ('waypoint', 'fingertips'),
                'target_points': ('target', 'waypoint', 'fingertips'),
-               'ground_points': ('target', 'waypoint_ground', 'fingertips_ground'),
-               'ground_points_gripper': ('target', 'waypoint_ground', 'fingertips_ground')}
+               'ground_points': ('target', 'waypoint_ground', 'fingertips_ground')}
+PLAN_POINTS['ground_points_gripper'] = PLAN_POINTS['ground_points']
 # The plans that also say whether the fingers are open or closed.
 PLANS_WITH_GRIPPER = ('ground_points_gripper',)
 
@@ -108,6 +108,14 @@ def planned_answer(points: np.ndarray, action: str, plan: str = 'points',
             raise ValueError(f'plan {plan!r} needs the finger opening')
         words.append(gripper_word(opening))
     return f"Plan: {' '.join(words)}. Action: {action}"
+
+
+def add_frame(examples: ExampleSet, image_index: int, instruction: str, answer: str,
+              family: str, questions: Sequence[Tuple[str, str, str]] = ()) -> None:
+    """Add one frame's rows: the robot answer, then the pointing questions asked about it."""
+    examples.add(image_index, action_prompt(instruction), answer, 'robot', family)
+    for prompt, text, tag in questions:
+        examples.add(image_index, prompt, text, 'vqa', tag)
 
 
 def answer_action(answer: str) -> str:
@@ -201,9 +209,7 @@ def robot_examples(seeds: Sequence[int], image_size: int, split: str = 'train',
     for done, (frames, labels, instructions, family, _, questions) in enumerate(
             _map(_episode_job, jobs, workers), start=1):
         for frame, text, instruction, asked in zip(frames, labels, instructions, questions):
-            out.add(len(images), action_prompt(instruction), text, 'robot', family)
-            for prompt, answer, tag in asked:
-                out.add(len(images), prompt, answer, 'vqa', tag)
+            add_frame(out, len(images), instruction, text, family, asked)
             images.append(frame)
         if progress is not None:
             progress(done)

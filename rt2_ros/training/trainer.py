@@ -425,7 +425,7 @@ class Trainer:
         from rt2_ros.evaluation.lockstep import local_batch_policy, run_lockstep
         from rt2_ros.policy import PolicyConfig
         from rt2_ros.policy.local import LocalTransformersPolicy
-        from rt2_ros.training.robot_data import action_prompt, planned_answer
+        from rt2_ros.training.robot_data import add_frame, planned_answer
 
         k = self.state.dagger_done
         seeds = self.config.train_seed_ranges()[k + 1]
@@ -455,8 +455,8 @@ class Trainer:
                 for image, label, points, opening in episode.states:
                     if self.config.robot_plan != 'none':  # labelled as the robot data is
                         label = planned_answer(points, label, self.config.robot_plan, opening)
-                    examples.add(len(images), action_prompt(episode.instruction), label,
-                                 'robot', episode.family)
+                    add_frame(examples, len(images), episode.instruction, label,
+                              episode.family)
                     images.append(image)
             examples.images = np.stack(images)
             path.parent.mkdir(parents=True, exist_ok=True)
