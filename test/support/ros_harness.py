@@ -23,7 +23,8 @@ Two parts, usable on their own:
           h.call_enable(True)
           msg = twists.wait_for(lambda m: m.twist.linear.x > 0, timeout=5)
 
-Recorder entries are Received(wall, msg): `wall` is time.time() at arrival, the same clock as
+Recorder entries are Received(wall, msg): `wall` is when the middleware received the message
+in this process (rclpy's MessageInfo; time.time() where an rmw gives none), the same clock as
 ROS stamps (system time) and as the scripted policy server's request log, so latencies between
 the three can be computed. Nothing here sleeps to synchronize: waits are on conditions with
 timeouts (DDS discovery, which has no event, is polled).
@@ -193,9 +194,15 @@ class Recorder:
         self._items: List[Received] = []
         self._cond = threading.Condition()
 
-    def _add(self, msg: Any) -> None:
+    def _add(self, msg: Any, info: Any) -> None:
+        # Arrival is when the middleware received the sample in this process (rclpy's
+        # MessageInfo), not when this process's executor got round to the callback: a test
+        # process busy with its camera thread, a policy server or the GIL would otherwise add
+        # its own delay to the node's measured latency. 0 (an rmw without it): the wall clock.
+        received_ns = int(info.get('received_timestamp') or 0) if info else 0
+        wall = received_ns * 1e-9 if received_ns else time.time()
         with self._cond:
-            self._items.append(Received(time.time(), msg))
+            self._items.append(Received(wall, msg))
             self._cond.notify_all()
 
     def __len__(self) -> int:
@@ -377,10 +384,14 @@ class RosHarness:
             time.sleep(0.02)  # DDS discovery has no event to wait on
         if probe is not None:
             publisher.publish(probe)
-            left = max(0.0, deadline - time.monotonic())
-            if not publisher.wait_for_all_acked(Duration(seconds=left)):
-                raise TimeoutError(f'{self.topic(name)}: the probe was not acknowledged '
-                                   f'within {timeout} s')
+            # Polled: rclpy holds the GIL inside wait_for_all_acked (Jazzy and Kilted), and a
+            # late acknowledgement waits for the writer's next heartbeat (3 s in Fast DDS), so
+            # one long wait froze this whole process (camera threads, recorders) that long.
+            while not publisher.wait_for_all_acked(Duration(seconds=0)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f'{self.topic(name)}: the probe was not acknowledged '
+                                       f'within {timeout} s')
+                time.sleep(0.02)  # an acknowledgement has no event to wait on either
 
     def stamp(self, seconds: Optional[float] = None) -> Any:
         from builtin_interfaces.msg import Time
