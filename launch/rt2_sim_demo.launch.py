@@ -24,6 +24,7 @@ from launch_ros.actions import LifecycleNode, Node
 from rt2_ros.launch_params import controller_parameters, rviz_nodes
 from rt2_ros.models.bundled import BUNDLED_MODEL_NAME
 from rt2_ros.resources import find_data
+from rt2_ros.sim.limits import SIM_PROPRIOCEPTION_PARAMS
 
 ARGUMENTS = (
     ('namespace', 'rt2_demo', 'Namespace of the simulated robot and its controller'),
@@ -44,8 +45,8 @@ ARGUMENTS = (
     ('variation', 'none', 'scene appearance variation: none, mild, strong'),
     ('rviz', 'false', 'true: also start rviz2 with config/rt2.rviz moved to this namespace'),
 )
-# A simulator: let the arm move, whatever params_file says.
-FIXED = {'enabled_on_start': True}
+# A simulator: let the arm move, and read its gripper joint, whatever params_file says.
+FIXED = {'enabled_on_start': True, **SIM_PROPRIOCEPTION_PARAMS}
 
 
 def demo_preset() -> dict:

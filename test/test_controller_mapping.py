@@ -69,3 +69,26 @@ def test_annotated_image_overlays_without_touching_the_input():
     assert not image.any()
     empty = annotate(image, '', space.names, None, space.lows, space.highs, None, 'idle')
     assert empty.shape == out.shape
+
+
+@pytest.mark.parametrize('gripper', [GripperMap(open_position=0.08, closed_position=0.0),
+                                     GripperMap(open_position=0.0, closed_position=0.8)])
+def test_a_measured_gripper_position_reads_back_as_the_openness_it_was_commanded(gripper):
+    for openness in (0.0, 0.25, 0.5, 1.0):
+        assert gripper.openness(gripper.position(openness)) == pytest.approx(openness)
+    # a driver's reading a little past the end stops reads as the end stop, never beyond
+    beyond = gripper.open_position + 0.1 * (gripper.open_position - gripper.closed_position)
+    assert gripper.openness(beyond) == 1.0
+    assert gripper.openness(gripper.closed_position - (beyond - gripper.open_position)) == 0.0
+    assert gripper.openness(float('nan')) is None and gripper.openness(float('inf')) is None
+
+
+def test_a_gripper_reading_counts_only_while_it_is_fresh():
+    from rt2_ros.controller.proprioception import fresh_opening, GripperReading
+
+    reading = GripperReading(0.4, stamp=100.0)
+    assert fresh_opening(reading, 100.3, 0.5) == 0.4
+    assert fresh_opening(reading, 100.6, 0.5) is None      # the driver went quiet
+    assert fresh_opening(reading, 99.4, 0.5) is None       # stamped ahead of the clock
+    assert fresh_opening(None, 100.0, 0.5) is None
+    assert fresh_opening(GripperReading(float('nan'), 100.0), 100.0, 0.5) is None

@@ -68,18 +68,35 @@ def test_lockstep_ends_on_terminate_and_counts_invalid_outputs():
     from rt2_ros.evaluation.lockstep import run_lockstep
 
     seeds = [1_000_000, 1_000_001]
-    stop = run_lockstep(lambda images, _: ['0 128 128 128 128 128 128 255'] * len(images),
+    stop = run_lockstep(lambda images, *_: ['0 128 128 128 128 128 128 255'] * len(images),
                         'seen', seeds, batch=2, max_steps=4)
     assert [(e.steps, e.terminated, e.success, e.invalid) for e in stop.episodes] == \
         [(1, True, False, 0)] * 2
-    garbled = run_lockstep(lambda images, _: ['Action: 1 2'] * len(images), 'seen', seeds,
+    garbled = run_lockstep(lambda images, *_: ['Action: 1 2'] * len(images), 'seen', seeds,
                            batch=2, max_steps=4)
     assert [(e.steps, e.terminated, e.invalid) for e in garbled.episodes] == [(4, False, 4)] * 2
     # A plan before the action is read like the local backend's raw text.
-    planned = run_lockstep(lambda images, _: ['Plan: 1 2 3 4. Action: 0 128 128 128 128 128 128 '
-                                              '255'] * len(images), 'seen', seeds[:1], max_steps=4)
+    plan = 'Plan: 1 2 3 4. Action: 0 128 128 128 128 128 128 255'
+    planned = run_lockstep(lambda images, *_: [plan] * len(images), 'seen', seeds[:1],
+                           max_steps=4)
     assert planned.episodes[0].terminated and planned.episodes[0].invalid == 0
     assert len(stop.decision_latencies_s) == 1 and len(garbled.decision_latencies_s) == 4
+
+
+def test_lockstep_tells_the_policy_the_gripper_opening_of_each_frame():
+    from rt2_ros.evaluation.lockstep import run_lockstep
+
+    seen = []
+
+    def close_then_hold(images, instructions, openings):
+        seen.append(list(openings))
+        return ['1 128 128 128 128 128 128 0'] * len(images)  # close the gripper, stay put
+
+    run_lockstep(close_then_hold, 'one_block', [1_000_000, 1_000_001], batch=2, max_steps=12)
+    assert seen[0] == [1.0, 1.0]            # every episode starts open
+    assert all(len(row) == 2 for row in seen)
+    closing = [row[0] for row in seen]
+    assert closing == sorted(closing, reverse=True) and closing[-1] < 0.9  # it read closed
 
 
 def test_fast_cli_report_names_the_checkpoint_and_its_plan_mode(tmp_path):

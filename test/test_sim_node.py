@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from rt2_ros.sim.limits import SIM_GRIPPER_JOINT
 
 pytestmark = pytest.mark.ros
 
@@ -23,7 +24,7 @@ class Probe:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import qos_profile_sensor_data
         from rt2_ros.sim.node import COMMANDS, LATCHED
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float64MultiArray, String
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -34,6 +35,7 @@ class Probe:
         self.state = None
         self.episode = None
         self.instruction = None
+        self.joints = None
         n = self.node
         n.create_subscription(PoseStamped, 'ee_pose', self._keep('poses'), COMMANDS)
         n.create_subscription(Image, 'camera/image_raw', self._keep('image'),
@@ -42,6 +44,7 @@ class Probe:
         n.create_subscription(String, 'rt2_sim/episode', self._keep('episode', json.loads),
                               LATCHED)
         n.create_subscription(String, 'instruction', self._keep('instruction'), LATCHED)
+        n.create_subscription(JointState, 'joint_states', self._keep('joints'), COMMANDS)
         self.twist_pub = n.create_publisher(TwistStamped, 'servo/delta_twist_cmds', COMMANDS)
         self.gripper_pub = n.create_publisher(Float64MultiArray, 'gripper/commands', COMMANDS)
         self.TwistStamped = TwistStamped
@@ -167,6 +170,10 @@ def test_gripper_command_and_reset(sim_and_probe):
     from rt2_ros.sim.episode_client_node import SimEpisodeClient
     probe.gripper_pub.publish(probe.Float64MultiArray(data=[0.0]))
     assert probe.wait(lambda: probe.state and probe.state['gripper']['opening'] == 0.0)
+    # joint_states says what the fingers do (the controller's proprioception reads it)
+    assert probe.wait(lambda: probe.joints is not None
+                      and dict(zip(probe.joints.name, probe.joints.position)) ==
+                      {SIM_GRIPPER_JOINT: 0.0})
     client = SimEpisodeClient(probe.node)
     assert client.wait_ready(10)
     with pytest.raises(ValueError, match='unknown split'):
@@ -176,6 +183,7 @@ def test_gripper_command_and_reset(sim_and_probe):
     assert info['task']['family'] == 'move_to' and info['task']['referent'] != 'direct'
     assert probe.wait(lambda: probe.state and probe.state['episode'] == 2
                       and probe.state['gripper']['opening'] == 1.0)
+    assert probe.wait(lambda: list(probe.joints.position) == [1.0])
     assert probe.wait(lambda: probe.episode['episode'] == 2 and not probe.episode['success'])
     assert probe.wait(lambda: probe.instruction == info['instruction'])
 

@@ -337,6 +337,27 @@ def test_the_gripper_plan_says_open_until_the_fingers_shut_on_the_block():
         planned_answer(demo.steps[0].points, '1 2 3 4 5 6 7 8', 'ground_points_gripper')
 
 
+def test_the_gripper_prompt_states_each_frames_opening_as_the_controller_would():
+    # Recipe option prompt_template 'rt2_gripper': the robot rows are asked with the state the
+    # controller reads from joint_states at run time, frame by frame.
+    from rt2_ros.policy.prompts import build_prompt, TEMPLATES
+    from rt2_ros.training.config import TrainConfig, TrainConfigError
+
+    told = robot_examples([3], image_size=32, split='train_one_block', families=['pick'],
+                          template='rt2_gripper')
+    plain = robot_examples([3], image_size=32, split='train_one_block', families=['pick'])
+    assert told.answers == plain.answers and np.array_equal(told.images, plain.images)
+    words = [prompt.split('. what action')[0].rsplit(' ', 1)[1] for prompt in told.prompts]
+    assert words[0] == 'open' and words[-1] == 'closed'   # picked up: the fingers shut on it
+    flips = sum(a != b for a, b in zip(words, words[1:]))
+    assert flips == 1, words
+    instruction = plain.prompts[0].split('take to ')[1][:-len('? A:')]
+    assert told.prompts[0] == build_prompt('rt2_gripper', instruction, gripper=1.0)
+    assert TrainConfig(prompt_template='rt2_gripper').prompt_template in TEMPLATES
+    with pytest.raises(TrainConfigError, match='prompt_template'):
+        TrainConfig(prompt_template='{gripper} only').validate()
+
+
 def test_robot_data_labels_the_noise_free_action():
     examples = robot_examples([0], image_size=32)
     assert len(examples) > 3 and examples.images.shape[1:] == (32, 32, 3)

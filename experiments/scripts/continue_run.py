@@ -82,6 +82,9 @@ def main() -> int:
     except TrainConfigError as exc:
         raise SystemExit(f'the changed recipe is not valid: {exc}') from None
     old = TrainConfig.from_dict(saved['config'])
+    if config.prompt_template != old.prompt_template:
+        raise SystemExit('the robot data was written with prompt_template '
+                         f'{old.prompt_template!r}; a new template needs a new run')
     replan = config.robot_plan != old.robot_plan
     if replan and saved['state'].get('dagger_done', 0):
         raise SystemExit('the state trained on DAgger rows in the old plan layout; those '
@@ -96,7 +99,7 @@ def main() -> int:
                           config.train_seed_ranges()[0], config.robot_plan,
                           split=config.robot_split, noise_levels=DEFAULT_NOISE_LEVELS,
                           label=config.label, workers=config.workers,
-                          families=config.robot_families)
+                          families=config.robot_families, template=config.prompt_template)
         robot.save(str(data / 'robot.npz'))
         print(f'robot data rewritten with plan {config.robot_plan!r} '
               f'({time.perf_counter() - start:.0f} s)', flush=True)

@@ -134,7 +134,7 @@ def teacher_forced(state_file: Path, states: List[ExpertState]) -> Dict[str, lis
     answers = [planned_answer(s.points, bins_text(s.bins), plan, s.opening) if count
                else bins_text(s.bins) for s in states]  # the training data's own text
     size = config.model.image_size
-    prompts = [action_prompt(s.instruction) for s in states]
+    prompts = [action_prompt(s.instruction, config.prompt_template, s.opening) for s in states]
     examples = ExampleSet(
         images=np.stack([resize_image(s.image, size) for s in states]),
         image_index=list(range(len(states))), prompts=prompts, answers=answers,
@@ -203,7 +203,7 @@ def grasp_reading(states: List[ExpertState], guess: np.ndarray,
     shut; 'holds_while_closing' is how often the model's dz stays within CLEAR_MOVE of still
     there. With a gripper plan, how often its open/closed word is right.
     """
-    from rt2_ros.training.robot_data import gripper_word
+    from rt2_ros.policy.prompts import gripper_word
 
     out: Dict[str, object] = {}
     closing = [k for k, s in enumerate(states)
@@ -276,8 +276,9 @@ def trace(model: Path, split: str, family: Optional[str], seeds: List[int],
     act = local_batch_policy(policy)
     said: List[Optional[str]] = []
 
-    def recording(images: List[np.ndarray], instructions: List[str]) -> List[Optional[str]]:
-        texts = act(images, instructions)
+    def recording(images: List[np.ndarray], instructions: List[str],
+                  openings: List[float]) -> List[Optional[str]]:
+        texts = act(images, instructions, openings)
         said.extend(texts)
         return texts
 

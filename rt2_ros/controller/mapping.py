@@ -9,6 +9,7 @@ position. Which dimension is which comes from the space's roles and axes, never 
 so reordering a YAML file cannot make the controller send dz as dx.
 """
 from dataclasses import dataclass
+import math
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -29,6 +30,14 @@ class GripperMap:
 
     def position(self, openness: float) -> float:
         return self.closed_position + openness * (self.open_position - self.closed_position)
+
+    def openness(self, position: float) -> Optional[float]:
+        """Measured joint position -> openness in [0, 1]; None for a non-finite reading."""
+        position = float(position)
+        if not math.isfinite(position) or self.open_position == self.closed_position:
+            return None
+        fraction = (position - self.closed_position) / (self.open_position - self.closed_position)
+        return min(1.0, max(0.0, fraction))
 
     @property
     def low(self) -> float:

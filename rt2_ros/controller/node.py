@@ -55,18 +55,21 @@ from rt2_ros.controller.annotate import annotate
 from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome, TickOutput
 from rt2_ros.controller.inference import InferencePool, InferenceReply, InferenceRequest
 from rt2_ros.controller.mapping import ActionMapper
+from rt2_ros.controller.proprioception import fresh_opening, GripperReading
 from rt2_ros.controller.safety import SafetyStage
 from rt2_ros.controller.ticker import SteadyTicker
 from rt2_ros.policy.base import Observation, PolicyConfig
 from rt2_ros.policy.factory import backend_class
 from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
-from rt2_ros.ros.convert import action_array, build_observation, pose_sample, stamp_seconds
+from rt2_ros.ros.convert import (
+    action_array, build_observation, joint_position, pose_sample, stamp_seconds,
+)
 from rt2_ros.ros.diagnostics import build_diagnostics
 from rt2_ros.ros.executors import make_executor
 from rt2_ros.ros.inputs import AnyDurabilitySubscription, STATE_STREAM_QOS
 from rt2_ros.ros.markers import build_markers
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 from visualization_msgs.msg import MarkerArray
@@ -336,6 +339,12 @@ class ControllerNode(LifecycleNode):
                                              STATE_STREAM_QOS, callback_group=self._io_group))
         subs.append(self.create_subscription(Bool, 'estop', self._on_estop, RELIABLE_10,
                                              callback_group=self._control_group))
+        rt['gripper_joint'] = values['proprioception.gripper_joint']
+        rt['gripper_reading'] = None
+        if rt['gripper_joint']:
+            subs.append(self.create_subscription(
+                JointState, 'joint_states', self._on_joint_states, STATE_STREAM_QOS,
+                callback_group=self._io_group))
         rt['subs'] = subs
         rt['services'] = [
             self.create_service(SetBool, '~/enable', self._on_enable,
@@ -510,6 +519,21 @@ class ControllerNode(LifecycleNode):
             return
         core.on_pose(pose_sample(msg, self._now()))
 
+    def _on_joint_states(self, msg: JointState) -> None:
+        rt, core = self._rt, self.core
+        if core is None or rt is None:
+            return
+        position = joint_position(msg, rt['gripper_joint'])
+        if position is None:
+            return  # another driver's joints on the same topic
+        opening = core.mapper.gripper.openness(position)
+        if opening is None:
+            self.get_logger().warning(f'ignoring a non-finite {rt["gripper_joint"]} position',
+                                      throttle_duration_sec=5.0)
+            return
+        stamp = stamp_seconds(msg.header.stamp) or self._now()
+        rt['gripper_reading'] = GripperReading(opening, stamp)
+
     def _on_estop(self, msg: Bool) -> None:
         core = self.core
         if core is None:
@@ -621,12 +645,15 @@ class ControllerNode(LifecycleNode):
         message = ticket.payload
         size = rt['size']
         pose = core.pose
+        gripper = fresh_opening(rt['gripper_reading'], self._now(),
+                                core.safety.limits.pose_timeout_s)
 
         def build() -> Observation:
             state = None
             if pose is not None:
                 state = np.concatenate([pose.position, pose.orientation])
-            return build_observation(message, size, ticket.instruction, ticket.stamp, state)
+            return build_observation(message, size, ticket.instruction, ticket.stamp, state,
+                                     gripper)
 
         request = InferenceRequest(ticket.ticket, ticket.episode, ticket.stamp, build,
                                    ticket.sent_at, frame_id=message.header.frame_id)

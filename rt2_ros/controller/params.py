@@ -64,7 +64,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
     P('policy.api_key_env', '',
       'Name of the environment variable holding the API key (the key is never a parameter)'),
     P('policy.prompt_template', '',
-      "Prompt with {instruction}; empty = the backend's default (OpenVLA / RT-2 prompt)"),
+      'Prompt: rt2, rt2_gripper, openvla or a string with {instruction} (and optionally '
+      "{gripper}); empty = the checkpoint's own, else the backend's default"),
     P('policy.model_name', '', 'Model name sent to OpenAI-compatible servers'),
     P('policy.device', 'auto', 'Device of the local backend: auto, cpu, cuda, cuda:N'),
     P('policy.verify_tls', True, 'Verify TLS certificates of https/wss servers'),
@@ -118,6 +119,10 @@ PARAMS: Tuple[ParamSpec, ...] = (
     P('gripper.open_position', 1.0, 'Gripper joint position for a fully open gripper',
       live=True),
     P('gripper.closed_position', 0.0, 'Gripper joint position for a closed gripper', live=True),
+    P('proprioception.gripper_joint', '',
+      "Joint in joint_states whose position is the gripper's (between gripper.closed_position and "
+      'gripper.open_position), for models whose prompt states the gripper (template '
+      "{gripper}); a reading older than watchdog.pose_timeout_s is unknown; '' = not read"),
     P('image.compressed', False,
       'Subscribe to camera/image_raw/compressed (CompressedImage) instead of camera/image_raw'),
     P('image.width', 0, 'Resize images to this width before the policy; 0 = keep', 'px', 0,

@@ -41,7 +41,7 @@ from rt2_ros.demo.results import EpisodeResult
 from rt2_ros.ros.convert import image_msg_to_rgb, stamp_seconds
 from rt2_ros.ros.executors import make_executor
 from rt2_ros.sim.episode_client_node import SimEpisodeClient
-from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS
+from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS, SIM_PROPRIOCEPTION_PARAMS
 from rt2_ros.sim.node import SimNode
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
@@ -53,7 +53,7 @@ RESULT_CARD_S = 1.5
 # (it is a simulator), no rviz markers (nobody looks at them here), and the simulator's limits
 # and decision presets, as every other rollout in the simulator has.
 DEMO_CONTROLLER_PARAMETERS = {'enabled_on_start': True, 'viz.rate_hz': 0.0, **SIM_LIMIT_PARAMS,
-                              **SIM_DECISION_PARAMS}
+                              **SIM_DECISION_PARAMS, **SIM_PROPRIOCEPTION_PARAMS}
 # A local model shares the CPU with the sim: one torch thread is the fastest (docs/backends.md).
 DEMO_LOCAL_PARAMETERS = {'policy.extra.torch_threads': 1}
 

@@ -16,7 +16,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from rt2_ros.params_file import params_file_text
-from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS
+from rt2_ros.sim.limits import SIM_DECISION_PARAMS, SIM_LIMIT_PARAMS, SIM_PROPRIOCEPTION_PARAMS
 
 EXECUTABLE_MODULES = {'rt2_controller': 'rt2_ros.controller.node', 'rt2_sim': 'rt2_ros.sim.node'}
 
@@ -35,6 +35,7 @@ def controller_params(policy: Dict[str, Any], decision_period_s: float) -> Dict[
         'decision_period_s': float(decision_period_s),
         **SIM_LIMIT_PARAMS,
         **SIM_DECISION_PARAMS,
+        **SIM_PROPRIOCEPTION_PARAMS,
         'enabled_on_start': True,
         'autostart': True,
         'viz.rate_hz': 0.0,

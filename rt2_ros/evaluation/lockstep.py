@@ -4,7 +4,8 @@ Many pure-sim episodes in lockstep, so one batched model call serves every runni
 This is the fast path (no ROS): used for DAgger data collection during training and for the
 clearly labelled `rt2 eval-sim --fast` mode. Actions are executed exactly as `run_episode` and
 the controller execute them (rt2_ros.sim.rollout.ActionExecutor); the policy sees the 224x224
-camera frame. With `label_with_expert`, every visited state also records the scripted expert's
+camera frame and the gripper's opening (what the controller reads from joint_states). With
+`label_with_expert`, every visited state also records the scripted expert's
 intended action - DAgger's labels for the learner's own states.
 """
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from rt2_ros.sim.rollout import (
 )
 from rt2_ros.sim.tasks import make_episode
 
-# images (list of HxWx3 uint8), instructions -> one action text per row (rt2 tokens)
-BatchPolicy = Callable[[List[np.ndarray], List[str]], List[str]]
+# images (list of HxWx3 uint8), instructions, gripper openings (0 shut .. 1 open) -> one action
+# text per row (rt2 tokens)
+BatchPolicy = Callable[[List[np.ndarray], List[str], List[float]], List[str]]
 
 
 @dataclass
@@ -87,8 +89,9 @@ def run_lockstep(policy: BatchPolicy, split: str, seeds: Sequence[int],
                 break
             images = [running[i][2].render(running[i][1]) for i in active]
             instructions = [running[i][0].instruction for i in active]
+            openings = [float(running[i][1].gripper.opening) for i in active]
             tick = time.perf_counter()
-            texts = policy(images, instructions)
+            texts = policy(images, instructions, openings)
             latencies.append((time.perf_counter() - tick) / max(1, len(active)))
             still = []
             for i, image, text in zip(active, images, texts):
@@ -137,9 +140,10 @@ def local_batch_policy(policy) -> BatchPolicy:
     """Wrap a LocalTransformersPolicy (or any infer_batch backend) as a BatchPolicy."""
     from rt2_ros.policy.base import Observation, PolicyError
 
-    def act(images: List[np.ndarray], instructions: List[str]) -> List[str]:
-        observations = [Observation(image=im, instruction=ins)
-                        for im, ins in zip(images, instructions)]
+    def act(images: List[np.ndarray], instructions: List[str],
+            openings: List[float]) -> List[str]:
+        observations = [Observation(image=im, instruction=ins, gripper=opening)
+                        for im, ins, opening in zip(images, instructions, openings)]
         out = policy.infer_batch(observations, return_exceptions=True)
         return [None if isinstance(r, PolicyError) else str(r.raw) for r in out]
 

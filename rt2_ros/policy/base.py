@@ -53,7 +53,9 @@ class Observation:
 
     image: HxWx3 uint8 RGB. stamp: the camera time of the image in seconds (ROS time), used to
     drop results that are older than what is already executing. state: optional proprioception
-    (e.g. end-effector pose and gripper). extras: further named inputs (other cameras, ...).
+    (e.g. end-effector pose and gripper). gripper: the gripper's measured opening, 0 shut to 1
+    fully open (from its joint state), which a prompt template with `{gripper}` states.
+    extras: further named inputs (other cameras, ...).
     jpeg: the camera's own JPEG file of exactly this image (a CompressedImage used without
     resizing), or None; backends that send JPEG pass it on instead of encoding the image again.
     """
@@ -62,6 +64,7 @@ class Observation:
     instruction: str
     stamp: float = 0.0
     state: Optional[np.ndarray] = None
+    gripper: Optional[float] = None
     extras: Dict[str, Any] = field(default_factory=dict)
     jpeg: Optional[bytes] = None
 

@@ -69,6 +69,21 @@ def checkpoint_robot_plan(model_dir: Path) -> str:
     return 'none' if robot_plan is None else str(robot_plan)
 
 
+def checkpoint_prompt_template(model_dir: Path) -> str:
+    """
+    Return the prompt template a checkpoint's robot rows were trained with, or '' if unknown.
+
+    A model trained to be told the gripper's state (`rt2_gripper`) must be asked that way;
+    `rt2 train` records it beside the weights, other checkpoints leave the choice to the user.
+    """
+    try:
+        record = json.loads((model_dir / TRAINING_RECORD_FILE).read_text(encoding='utf-8'))
+        template = record['config'].get('prompt_template', '')
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ''
+    return template if isinstance(template, str) else ''
+
+
 def checkpoint_plan_mode(model_dir: Path) -> str:
     """
     Return the plan mode a checkpoint was trained to answer in: 'required' or 'none'.
@@ -178,7 +193,9 @@ class LocalTransformersPolicy(Policy):
             torch.set_num_threads(threads)
         default_template = 'openvla' if space.tokenization == 'vocab_ids' else 'rt2'
         try:
-            self.prompt_template = resolve_template(config.prompt_template, default_template)
+            self.prompt_template = resolve_template(
+                config.prompt_template or checkpoint_prompt_template(self.model_dir),
+                default_template)
         except PromptError as exc:
             raise PolicyUnavailable(str(exc)) from None
         self._lock = threading.Lock()
@@ -216,7 +233,7 @@ class LocalTransformersPolicy(Policy):
         self._closed = False
         if extra.get('warmup', True):
             blank = np.full((self.WARMUP_SIZE, self.WARMUP_SIZE, 3), 128, dtype=np.uint8)
-            self.infer(Observation(image=blank, instruction='warm up'))
+            self.infer(Observation(image=blank, instruction='warm up', gripper=1.0))
         self.load_s = time.perf_counter() - load_start
 
     # -- loading ------------------------------------------------------------------------------
@@ -341,9 +358,9 @@ class LocalTransformersPolicy(Policy):
             'trust_remote_code': self.trust_remote_code,
         }
 
-    def prompt(self, instruction: str) -> str:
+    def prompt(self, instruction: str, gripper: Optional[float] = None) -> str:
         """Return the templated prompt for an instruction (without the image placeholder)."""
-        return render_prompt(self.prompt_template, self._plain_text(instruction))
+        return render_prompt(self.prompt_template, self._plain_text(instruction), gripper)
 
     def _plain_text(self, text: str) -> str:
         """
@@ -372,7 +389,7 @@ class LocalTransformersPolicy(Policy):
         if not observations:
             return []
         try:
-            prompts = [self.prompt(o.instruction) for o in observations]
+            prompts = [self.prompt(o.instruction, o.gripper) for o in observations]
         except PromptError as exc:
             raise ValueError(str(exc)) from None
         images = [check_image(o.image) for o in observations]

@@ -148,7 +148,8 @@ class OpenAICompatPolicy(Policy):
                 'content': [
                     {'type': 'image_url', 'image_url': {'url': image_url}},
                     {'type': 'text', 'text': render_prompt(self.template,
-                                                           str(observation.instruction))},
+                                                           str(observation.instruction),
+                                                           observation.gripper)},
                 ],
             }],
             'max_tokens': self.max_tokens,

@@ -15,6 +15,7 @@ import numpy as np
 from rt2_ros.controller import images
 from rt2_ros.controller.safety import PoseSample
 from rt2_ros.policy.base import Observation
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 
@@ -35,7 +36,8 @@ def image_msg_to_rgb(msg: Any, size: Optional[Tuple[int, int]] = None) -> np.nda
 
 
 def build_observation(msg: Any, size: Optional[Tuple[int, int]], instruction: str,
-                      stamp: float, state: Optional[np.ndarray] = None) -> Observation:
+                      stamp: float, state: Optional[np.ndarray] = None,
+                      gripper: Optional[float] = None) -> Observation:
     """
     Turn a camera message into what the policy sees (runs on an inference worker).
 
@@ -51,7 +53,18 @@ def build_observation(msg: Any, size: Optional[Tuple[int, int]], instruction: st
     else:
         image = image_msg_to_rgb(msg, size)
     return Observation(image=image, instruction=instruction, stamp=stamp, state=state,
-                       jpeg=jpeg)
+                       gripper=gripper, jpeg=jpeg)
+
+
+def joint_position(msg: JointState, joint: str) -> Optional[float]:
+    """Return the position of `joint` in a JointState, or None when it is not in the message."""
+    try:
+        index = list(msg.name).index(joint)
+    except ValueError:
+        return None
+    if index >= len(msg.position):
+        return None
+    return float(msg.position[index])
 
 
 def pose_sample(msg: PoseStamped, received: float) -> PoseSample:

@@ -19,6 +19,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+# Below this finger opening (a fraction of the full width) the gripper counts as closed: shut on
+# a block, or on nothing; the prompt's gripper word follows the same test.
+from rt2_ros.policy.prompts import GRIPPER_OPEN_AT
 from rt2_ros.sim.splits import REGIONS
 from rt2_ros.sim.tasks import footprint_gap, NEXT_TO_GAP, PICK_LIFT, Task
 from rt2_ros.sim.world import Block, FINGER_THICKNESS, GRIPPER, TabletopSim
@@ -36,10 +39,6 @@ PUSHER_HALF = FINGER_THICKNESS  # half size of the closed fingers seen from abov
 PUSH_BACKOFF = 0.025       # start a push this far behind the block
 PUSH_TARGET_GAP = 0.008    # aim for this gap between pushed block and its neighbour
 PUSH_LATERAL_TOL = 0.012
-
-# Below this finger opening (a fraction of the full width) the gripper counts as closed: shut on
-# a block, or on nothing.
-GRIPPER_OPEN_AT = 0.9
 
 # rt2 action layout: terminate, dx, dy, dz, droll, dpitch, dyaw, gripper_extension.
 CONTINUE = 1.0

@@ -14,6 +14,7 @@ success rate measured in one of them says what the others will show.
   and a floor at the table would slow every grasp's last centimetres (the clamp extrapolates
   the pose's age, tens of milliseconds over ROS).
 
+SIM_PROPRIOCEPTION_PARAMS tells the controller which joint_states entry is the gripper.
 SIM_DECISION_PARAMS is the other half of executing as the data was recorded: observe, then act.
 The next decision is asked for when the previous step has been executed, so each decision sees
 the result of the last (pipelined requests would show it mid-motion frames, which neither the
@@ -32,6 +33,11 @@ SIM_LIMIT_PARAMS: Dict[str, Any] = {
     'limits.workspace_min': SIM_REACH_MIN,
     'limits.workspace_max': SIM_REACH_MAX,
 }
+# The simulated gripper in joint_states: its position is the opening, 0 shut .. 1 fully open (the
+# units of its gripper commands, so gripper.open_position / closed_position keep their defaults).
+# Every controller driving the sim reads it, for models whose prompt states the gripper.
+SIM_GRIPPER_JOINT = 'gripper_joint'
+SIM_PROPRIOCEPTION_PARAMS: Dict[str, Any] = {'proprioception.gripper_joint': SIM_GRIPPER_JOINT}
 SIM_DECISION_PARAMS: Dict[str, Any] = {
     'inference.request_threshold': 0.0,
     'inference.latency_aware': False,

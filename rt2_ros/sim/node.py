@@ -13,6 +13,7 @@ when the camera render delays it. With use_sim_time the node follows /clock.
 Topics, relative so that a namespace separates robots and the controller's defaults connect:
   out: camera/image_raw (rgb8, sensor-data QoS, frame camera_optical_frame, stamp = render time),
        camera/camera_info, ee_pose (PoseStamped in base_link), odom (base in the table frame),
+       joint_states (JointState: `gripper_joint`, the finger opening 0 = shut .. 1 = open),
        instruction (String, reliable + transient local, depth 1; on every reset),
        ~/success (Bool, latched), ~/episode (String JSON, latched: task, status),
        ~/state (String JSON: full world state with the image's stamp - privileged, for experts
@@ -40,11 +41,12 @@ from rclpy.qos import (
 )
 from rclpy.time import Time
 from rt2_ros.ros.spin import spin_node
+from rt2_ros.sim.limits import SIM_GRIPPER_JOINT
 from rt2_ros.sim.render import CameraSpec, Renderer
 from rt2_ros.sim.splits import SPLITS, VARIATION_LEVELS
 from rt2_ros.sim.tasks import Episode, make_episode
 from rt2_ros.sim.world import SimConfig, TabletopSim
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
@@ -79,6 +81,7 @@ class SimNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
                                               qos_profile_sensor_data)
         self.pose_pub = self.create_publisher(PoseStamped, 'ee_pose', COMMANDS)
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', COMMANDS)
         self.odom_pub = self.create_publisher(Odometry, 'odom', COMMANDS)
         self.instruction_pub = self.create_publisher(String, 'instruction', LATCHED)
         self.success_pub = self.create_publisher(Bool, '~/success', LATCHED)
@@ -306,6 +309,11 @@ class SimNode(Node):
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = q
         self.pose_pub.publish(pose)
+        joints = JointState()
+        joints.header = pose.header
+        joints.name = [SIM_GRIPPER_JOINT]
+        joints.position = [float(g.opening)]
+        self.joint_pub.publish(joints)
         odom = Odometry()
         odom.header = pose.header
         odom.header.frame_id = 'odom'

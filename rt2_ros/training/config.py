@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from rt2_ros.policy.prompts import PromptError, resolve_template
 from rt2_ros.training.model import ModelSize
 
 
@@ -101,6 +102,9 @@ class TrainConfig:
     robot_first_seed: int = 0
     label: str = 'intended'            # DART: the expert's noise-free action as label
     robot_plan: str = 'none'           # else answers plan in image points, then act
+    # the robot rows' prompt (rt2_ros.policy.prompts); `rt2_gripper` states the gripper's
+    # opening, which the exported model then needs at run time (proprioception)
+    prompt_template: str = 'rt2'
     dagger: List[DaggerRound] = field(default_factory=list)
     # share of each batch asking where the target, the gripper and the goal are on the robot
     # frames themselves (robot_data.grounding_questions); 0 = none
@@ -147,6 +151,10 @@ class TrainConfig:
             raise TrainConfigError('grounding_fraction must be in [0, 1)')
         if self.label not in ('intended', 'executed'):
             raise TrainConfigError("label must be 'intended' or 'executed'")
+        try:
+            resolve_template(self.prompt_template)
+        except PromptError as exc:
+            raise TrainConfigError(f'prompt_template: {exc}') from None
         if self.robot_plan not in ROBOT_PLANS:
             raise TrainConfigError(f'robot_plan must be one of {", ".join(ROBOT_PLANS)}, not '
                                    f'{self.robot_plan!r}')

@@ -17,8 +17,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rt2_ros.policy.prompts import build_prompt
-from rt2_ros.sim.expert import ExpertNoise, GRIPPER_OPEN_AT
+from rt2_ros.policy.prompts import build_prompt, gripper_word
+from rt2_ros.sim.expert import ExpertNoise
 from rt2_ros.sim.rollout import (DEFAULT_DECISION_RATE_HZ, DEFAULT_MAX_STEPS, expert_episode,
                                  POINT_ROWS)
 from rt2_ros.sim.tasks import make_episode
@@ -49,9 +49,14 @@ DEFAULT_NOISE_LEVELS: Tuple[NoiseLevel, ...] = (
 )
 
 
-def action_prompt(instruction: str, template: str = 'rt2') -> str:
-    """Return the prompt every backend builds for an instruction (rt2_ros.policy.prompts)."""
-    return build_prompt(template, instruction)
+def action_prompt(instruction: str, template: str = 'rt2',
+                  opening: Optional[float] = None) -> str:
+    """
+    Return the prompt every backend builds for an instruction (rt2_ros.policy.prompts).
+
+    opening: the gripper's opening in that state, which a template with `{gripper}` states.
+    """
+    return build_prompt(template, instruction, gripper=opening)
 
 
 def bins_text(bins: Sequence[int]) -> str:
@@ -65,11 +70,6 @@ PLAN_POINTS = {'none': (), 'points': ('waypoint', 'fingertips'),
 PLAN_POINTS['ground_points_gripper'] = PLAN_POINTS['ground_points']
 # The plans that also say whether the fingers are open or closed.
 PLANS_WITH_GRIPPER = ('ground_points_gripper',)
-
-
-def gripper_word(opening: float) -> str:
-    """Return 'open' or 'closed' for a finger opening, as the expert tells them apart."""
-    return 'open' if float(opening) >= GRIPPER_OPEN_AT else 'closed'
 
 
 def plan_points(points: np.ndarray, plan: str) -> np.ndarray:
@@ -111,9 +111,15 @@ def planned_answer(points: np.ndarray, action: str, plan: str = 'points',
 
 
 def add_frame(examples: ExampleSet, image_index: int, instruction: str, answer: str,
-              family: str, questions: Sequence[Tuple[str, str, str]] = ()) -> None:
-    """Add one frame's rows: the robot answer, then the pointing questions asked about it."""
-    examples.add(image_index, action_prompt(instruction), answer, 'robot', family)
+              family: str, questions: Sequence[Tuple[str, str, str]] = (),
+              template: str = 'rt2', opening: Optional[float] = None) -> None:
+    """
+    Add one frame's rows: the robot answer, then the pointing questions asked about it.
+
+    template and opening make the robot row's prompt (action_prompt).
+    """
+    examples.add(image_index, action_prompt(instruction, template, opening), answer, 'robot',
+                 family)
     for prompt, text, tag in questions:
         examples.add(image_index, prompt, text, 'vqa', tag)
 
@@ -151,7 +157,7 @@ def episode_family(families: Optional[Sequence[str]], seed: int) -> Optional[str
 
 
 def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], str, bool,
-                                      List[List[Tuple[str, str, str]]]]:
+                                      List[List[Tuple[str, str, str]]], List[float]]:
     seed, split, noise, image_size, label, rate, max_steps, plan, render, family, grounding = job
     episode = make_episode(split, int(seed), family=family)
     demo = expert_episode(episode, render=render, width=CAMERA_SIZE, height=CAMERA_SIZE,
@@ -165,8 +171,9 @@ def _episode_job(job: Tuple) -> Tuple[List[np.ndarray], List[str], List[str], st
                   for step, text in zip(demo.steps, labels)]
     questions = [grounding_questions(demo.instruction, demo.task['family'], step.points)
                  for step in demo.steps] if grounding else [[] for _ in demo.steps]
+    openings = [float(step.ee[4]) for step in demo.steps]
     return (images, labels, [demo.instruction] * len(labels), demo.task['family'], demo.success,
-            questions)
+            questions, openings)
 
 
 def _jobs(seeds: Sequence[int], split: str, noise_levels: Sequence[NoiseLevel], image_size: int,
@@ -192,7 +199,7 @@ def robot_examples(seeds: Sequence[int], image_size: int, split: str = 'train',
                    max_steps: int = DEFAULT_MAX_STEPS,
                    progress: Optional[object] = None, plan: str = 'none',
                    families: Optional[Sequence[str]] = None,
-                   grounding: bool = False) -> ExampleSet:
+                   grounding: bool = False, template: str = 'rt2') -> ExampleSet:
     """
     Run the expert on each seed (noise level cycling with the seed) and collect every step.
 
@@ -200,16 +207,18 @@ def robot_examples(seeds: Sequence[int], image_size: int, split: str = 'train',
     ROBOT_PLANS (see planned_answer). families: force each seed's task family (cycling
     through the list) instead of the split's draw. grounding: also ask the pointing questions
     of grounding_questions about every frame (kind 'vqa', sharing the frame's image row).
-    progress, if given, is called with the number of episodes finished so far.
+    template: the prompt template of the robot rows (one with `{gripper}` states each state's
+    gripper opening). progress, if given, is called with the number of episodes finished so far.
     """
     jobs = _jobs(seeds, split, noise_levels, image_size, label, decision_rate_hz, max_steps,
                  plan, render=True, families=families, grounding=grounding)
     images: List[np.ndarray] = []
     out = ExampleSet(images=np.zeros((0, image_size, image_size, 3), np.uint8))
-    for done, (frames, labels, instructions, family, _, questions) in enumerate(
+    for done, (frames, labels, instructions, family, _, questions, openings) in enumerate(
             _map(_episode_job, jobs, workers), start=1):
-        for frame, text, instruction, asked in zip(frames, labels, instructions, questions):
-            add_frame(out, len(images), instruction, text, family, asked)
+        for frame, text, instruction, asked, opening in zip(frames, labels, instructions,
+                                                            questions, openings):
+            add_frame(out, len(images), instruction, text, family, asked, template, opening)
             images.append(frame)
         if progress is not None:
             progress(done)
@@ -223,7 +232,7 @@ def replanned(examples: ExampleSet, seeds: Sequence[int], plan: str, split: str 
               label: str = 'intended', workers: int = 1,
               decision_rate_hz: float = DEFAULT_DECISION_RATE_HZ,
               max_steps: int = DEFAULT_MAX_STEPS,
-              families: Optional[Sequence[str]] = None) -> ExampleSet:
+              families: Optional[Sequence[str]] = None, template: str = 'rt2') -> ExampleSet:
     """
     Return robot_examples' data for these seeds with its answers written in another plan layout.
 
@@ -238,12 +247,12 @@ def replanned(examples: ExampleSet, seeds: Sequence[int], plan: str, split: str 
     robot_rows = [k for k, kind in enumerate(examples.kinds) if kind == 'robot']
     answers = list(examples.answers)
     done = 0
-    for _, labels, instructions, _, _, _ in _map(_episode_job, jobs, workers):
-        for text, instruction in zip(labels, instructions):
+    for _, labels, instructions, _, _, _, openings in _map(_episode_job, jobs, workers):
+        for text, instruction, opening in zip(labels, instructions, openings):
             if done >= len(robot_rows):
                 raise ValueError(f'the seeds give more than the {done} states of the data')
             k = robot_rows[done]
-            if examples.prompts[k] != action_prompt(instruction) or \
+            if examples.prompts[k] != action_prompt(instruction, template, opening) or \
                     answer_action(examples.answers[k]) != answer_action(text):
                 raise ValueError(f'example {k} is not what the expert does on these seeds: '
                                  'not the robot data of this recipe')

@@ -255,6 +255,7 @@ class Trainer:
         robot = self._cached('robot', lambda: robot_examples(
             robot_seeds, size, split=c.robot_split, label=c.label, workers=c.workers,
             plan=c.robot_plan, families=c.robot_families, grounding=c.grounding_fraction > 0,
+            template=c.prompt_template,
             progress=(lambda n: progress('robot episodes', n, len(robot_seeds)))
             if progress else None))
         parts = [robot]
@@ -456,7 +457,8 @@ class Trainer:
                     if self.config.robot_plan != 'none':  # labelled as the robot data is
                         label = planned_answer(points, label, self.config.robot_plan, opening)
                     add_frame(examples, len(images), episode.instruction, label,
-                              episode.family)
+                              episode.family, template=self.config.prompt_template,
+                              opening=opening)
                     images.append(image)
             examples.images = np.stack(images)
             path.parent.mkdir(parents=True, exist_ok=True)

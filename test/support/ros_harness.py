@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from rt2_ros.params_file import params_file_text
@@ -300,8 +300,7 @@ class RosHarness:
         self.harness_name = harness_name
         self._camera_stop = threading.Event()
         self._camera_thread: Optional[threading.Thread] = None
-        self._pose_stop = threading.Event()
-        self._pose_thread: Optional[threading.Thread] = None
+        self._streams: Dict[str, Tuple[threading.Event, threading.Thread]] = {}
         self.camera_frames = 0
         self.last_image_stamp: Optional[float] = None
 
@@ -331,7 +330,8 @@ class RosHarness:
 
     def stop(self) -> None:
         self.stop_camera()
-        self.stop_pose_stream()
+        for name in list(self._streams):
+            self._stop_stream(name)
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         self.context.try_shutdown()
@@ -472,25 +472,51 @@ class RosHarness:
          msg.pose.orientation.w) = (float(v) for v in orientation)
         self.publisher('ee_pose', PoseStamped).publish(msg)
 
+    def _start_stream(self, name: str, publish: Callable[[], None], rate_hz: float) -> None:
+        """Call publish() at rate_hz on a thread until _stop_stream(name)."""
+        self._stop_stream(name)
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                publish()
+                stop.wait(1.0 / rate_hz)
+
+        thread = threading.Thread(target=run, daemon=True)
+        self._streams[name] = (stop, thread)
+        thread.start()
+
+    def _stop_stream(self, name: str) -> None:
+        stop, thread = self._streams.pop(name, (None, None))
+        if stop is not None:
+            stop.set()
+            thread.join(5.0)
+
     def start_pose_stream(self, position_fn: Callable[[], Sequence[float]],
                           rate_hz: float = 50.0) -> None:
         """Publish ee_pose from position_fn() at rate_hz (e.g. a simulated arm's position)."""
-        self.stop_pose_stream()
-        self._pose_stop.clear()
-
-        def run() -> None:
-            while not self._pose_stop.is_set():
-                self.publish_pose(position_fn())
-                self._pose_stop.wait(1.0 / rate_hz)
-
-        self._pose_thread = threading.Thread(target=run, daemon=True)
-        self._pose_thread.start()
+        self._start_stream('pose', lambda: self.publish_pose(position_fn()), rate_hz)
 
     def stop_pose_stream(self) -> None:
-        if self._pose_thread is not None:
-            self._pose_stop.set()
-            self._pose_thread.join(5.0)
-            self._pose_thread = None
+        self._stop_stream('pose')
+
+    def publish_joint_states(self, positions: Dict[str, float],
+                             stamp: Optional[float] = None) -> None:
+        """Publish one sensor_msgs/JointState (joint name -> position, fresh stamp by default)."""
+        from sensor_msgs.msg import JointState
+        msg = JointState()
+        msg.header.stamp = self.stamp(stamp)
+        msg.name = list(positions)
+        msg.position = [float(v) for v in positions.values()]
+        self.publisher('joint_states', JointState).publish(msg)
+
+    def start_joint_stream(self, positions_fn: Callable[[], Dict[str, float]],
+                           rate_hz: float = 50.0) -> None:
+        """Publish joint_states from positions_fn() at rate_hz, as a robot's driver does."""
+        self._start_stream('joints', lambda: self.publish_joint_states(positions_fn()), rate_hz)
+
+    def stop_joint_stream(self) -> None:
+        self._stop_stream('joints')
 
     def publish_estop(self, pressed: bool) -> float:
         from std_msgs.msg import Bool
