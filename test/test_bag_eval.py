@@ -112,3 +112,20 @@ def test_eval_user_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err and err.count('\n') == 1, err
     assert not np.any([p.name == 'report.json' for p in tmp_path.rglob('*')])
+
+
+def test_eval_asks_a_gripper_prompt_with_the_recorded_gripper_joint(tmp_path, server):
+    """A model trained with {gripper} is scored from a bag as the controller would ask it."""
+    from rt2_ros.bags.synthetic import ALL_PARTS
+
+    write_session(tmp_path / 'session', SessionSpec(parts=ALL_PARTS + ('joint_states',)))
+    server.reset()
+    out = tmp_path / 'report'
+    assert main(['bag', 'eval', str(tmp_path / 'session'), '--policy', 'openai',
+                 '--url', server.url + '/v1', '--prompt-template', 'rt2_gripper',
+                 '--out', str(out), '--no-progress']) == 0
+    prompts = [r['prompt'] for r in server.requests() if r.get('prompt')]
+    assert len(prompts) == 8
+    assert prompts[0] == ('Q: the gripper is open. what action should the robot take to pick up '
+                          'the red block? A:')
+    assert any(p.startswith('Q: the gripper is closed.') for p in prompts)

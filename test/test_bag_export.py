@@ -10,8 +10,8 @@ from rt2_ros.bags.steps import TwistIntegrator
 from rt2_ros.bags.synthetic import frame_image, SessionSpec, write_session
 from rt2_ros.cli.main import main
 
-ROW_KEYS = {'image', 'instruction', 'prompt', 'action', 'bins', 'values', 'terminate', 'episode',
-            'step', 'index', 'time_ns'}
+ROW_KEYS = {'image', 'instruction', 'prompt', 'gripper', 'action', 'bins', 'values', 'terminate',
+            'episode', 'step', 'index', 'time_ns'}
 
 
 def _rows(out):
@@ -77,6 +77,37 @@ def test_export_openvla_space_and_errors(tmp_path, capsys):
     assert main(['bag', 'export', str(tmp_path / 'full'), str(tmp_path / 'z'), '--no-progress',
                  '--space', 'openvla']) == 2
     assert 'carries 8 values but action space openvla has 7' in capsys.readouterr().err
+
+
+def test_export_states_the_recorded_gripper_joint_in_a_gripper_prompt(tmp_path, capsys):
+    # A recording with joint_states: each row's prompt says what the gripper joint read at that
+    # frame, as the controller would have asked a model trained with {gripper}.
+    from rt2_ros.bags.synthetic import ALL_PARTS
+    session = write_session(tmp_path / 'bag', SessionSpec(parts=ALL_PARTS + ('joint_states',)))
+    out = tmp_path / 'dataset'
+    assert main(['bag', 'export', str(tmp_path / 'bag'), str(out), '--no-progress',
+                 '--prompt-template', 'rt2_gripper']) == 0
+    rows = _rows(out)
+    space = load_action_space('rt2')
+    # each frame shows the fingers where the decisions before it sent them (open at the start)
+    commanded = [space.gripper_openness(a[space.gripper_index]) for a in session.actions]
+    assert [r['gripper'] for r in rows] == pytest.approx([1.0] + commanded[:-1])
+    for row in rows:
+        word = 'open' if row['gripper'] >= 0.9 else 'closed'
+        assert row['prompt'] == (f'Q: the gripper is {word}. what action should the robot take '
+                                 f'to {row["instruction"]}? A:')
+    assert {r['prompt'].split('.')[0] for r in rows} == {'Q: the gripper is open',
+                                                         'Q: the gripper is closed'}
+    # the gripper joint must be found under the name given; without it, one clear error
+    assert main(['bag', 'export', str(tmp_path / 'bag'), str(tmp_path / 'other'),
+                 '--no-progress', '--prompt-template', 'rt2_gripper',
+                 '--gripper-joint', 'panda_finger_joint1']) == 2
+    assert 'gripper' in capsys.readouterr().err
+    # a bag without joint_states still exports with prompts that do not state the gripper
+    write_session(tmp_path / 'plain', SessionSpec())
+    assert main(['bag', 'export', str(tmp_path / 'plain'), str(tmp_path / 'plain_out'),
+                 '--no-progress']) == 0
+    assert {r['gripper'] for r in _rows(tmp_path / 'plain_out')} == {None}
 
 
 def test_stale_twist_stops_counting_like_servo():

@@ -78,7 +78,8 @@ def run_policy(steps: Iterable[DecisionStep], policy: Policy, total: Optional[in
             result = StepResult(step.index, step.time_ns, step.episode, step.instruction,
                                 step.action, step.terminate)
             observation = Observation(image=step.image, instruction=step.instruction,
-                                      stamp=step.frame_time_ns / 1e9, state=step.state)
+                                      stamp=step.frame_time_ns / 1e9, state=step.state,
+                                      gripper=step.gripper)
             start = time.perf_counter()
             try:
                 answer = policy.infer(observation)

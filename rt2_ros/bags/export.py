@@ -40,9 +40,9 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
         raise BagError('usage', f'cannot write image {path}')
 
 
-def _prompt(template: str, instruction: str) -> str:
+def _prompt(template: str, instruction: str, gripper: Optional[float]) -> str:
     try:
-        return render_prompt(template, instruction)
+        return render_prompt(template, instruction, gripper)
     except PromptError as exc:
         raise BagError('usage', f'cannot write the prompt of a step: {exc}') from None
 
@@ -93,7 +93,8 @@ def export_dataset(bag: BagReader, plan: StepPlan, codec: Codec, out: Path,
             clipped += bool(step.clipped)
             row = {
                 'image': image_name, 'instruction': step.instruction,
-                'prompt': _prompt(prompt_template, step.instruction),
+                'prompt': _prompt(prompt_template, step.instruction, step.gripper),
+                'gripper': step.gripper,
                 'action': tokens, 'bins': [int(b) for b in bins],
                 'values': [round(float(v), 7) for v in action],
                 'terminate': step.terminate, 'episode': step.episode, 'step': number,

@@ -2,8 +2,8 @@
 `rt2 bag replay-test`: run the real rt2_controller on a bag's inputs and check its outputs.
 
 The controller runs as its own process over DDS, unchanged, with use_sim_time. This process
-plays the bag's inputs (camera, instruction, ee_pose, estop) and drives /clock itself, one
-control period at a time, so the run is reproducible although nothing in it is:
+plays the bag's inputs (camera, instruction, ee_pose, joint_states, estop) and drives /clock
+itself, one control period at a time, so the run is reproducible although nothing in it is:
 
 - Timer phase: /clock advances by exactly one control period per step, so the control timer
   fires once per step at a known time; the replay waits for that tick's command before the next
@@ -45,7 +45,7 @@ import yaml
 NAMESPACE = '/rt2_replay'
 CONTROLLER = 'rt2_controller'
 INPUT_SUFFIXES = ('camera/image_raw/compressed', 'camera/image_raw', 'instruction', 'ee_pose',
-                  'estop')
+                  'joint_states', 'estop')
 COMMAND_TOPICS = {'servo/delta_twist_cmds': 'geometry_msgs/msg/TwistStamped',
                   'target_pose': 'geometry_msgs/msg/PoseStamped'}
 # Settings replay-test imposes: they make the run reproducible (see the module docstring).

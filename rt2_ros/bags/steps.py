@@ -30,11 +30,17 @@ from rt2_ros.bags.errors import BagError
 from rt2_ros.bags.images import image_to_rgb, IMAGE_TYPES
 from rt2_ros.bags.reader import BagReader, TopicInfo
 from rt2_ros.bags.rotations import matrix_to_rpy, rotvec_to_matrix
+from rt2_ros.controller.mapping import GripperMap
+from rt2_ros.sim.limits import SIM_GRIPPER_JOINT
 
 STRING = 'std_msgs/msg/String'
 TWIST_STAMPED = 'geometry_msgs/msg/TwistStamped'
 FLOAT_ARRAY = 'std_msgs/msg/Float64MultiArray'
 POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
+JOINT_STATE = 'sensor_msgs/msg/JointState'
+# A gripper reading older than this at a frame is no reading: the controller's default
+# watchdog.pose_timeout_s, which it applies to proprioception too.
+GRIPPER_MAX_AGE_S = 0.5
 SERVO_TIMEOUT_S = 0.1
 
 
@@ -49,6 +55,8 @@ class StepOptions:
     twist_topic: Optional[str] = None
     gripper_topic: Optional[str] = None
     pose_topic: Optional[str] = None
+    joint_topic: Optional[str] = None
+    gripper_joint: str = SIM_GRIPPER_JOINT
     period_s: Optional[float] = None
     twist_timeout_s: float = SERVO_TIMEOUT_S
     gripper_closed_position: float = 0.0
@@ -83,6 +91,7 @@ class DecisionStep:
     terminate: Optional[bool]
     clipped: Tuple[str, ...] = ()
     state: Optional[np.ndarray] = None
+    gripper: Optional[float] = None
 
 
 @dataclass
@@ -99,6 +108,8 @@ class StepPlan:
     warnings: List[str] = field(default_factory=list)
     pose_times: List[int] = field(default_factory=list)
     poses: List[np.ndarray] = field(default_factory=list)
+    gripper_times: List[int] = field(default_factory=list)
+    gripper_openings: List[float] = field(default_factory=list)
 
     def state_at(self, time_ns: int) -> Optional[np.ndarray]:
         """
@@ -109,6 +120,18 @@ class StepPlan:
         """
         index = bisect_right(self.pose_times, time_ns) - 1
         return None if index < 0 else self.poses[index]
+
+    def gripper_at(self, time_ns: int) -> Optional[float]:
+        """
+        Return the gripper's opening (0..1) last read from joint_states at time_ns.
+
+        What the controller passes as Observation.gripper: None without a reading, or when the
+        last one is older than GRIPPER_MAX_AGE_S.
+        """
+        index = bisect_right(self.gripper_times, time_ns) - 1
+        if index < 0 or time_ns - self.gripper_times[index] > GRIPPER_MAX_AGE_S * 1e9:
+            return None
+        return self.gripper_openings[index]
 
     def describe(self) -> Dict[str, object]:
         return {'image_topic': self.image_topic, 'instruction': self.instruction_source,
@@ -260,6 +283,7 @@ def plan_steps(bag: BagReader, space: ActionSpace, options: StepOptions) -> Step
         plan.poses.append(np.array([pose.position.x, pose.position.y, pose.position.z,
                                     pose.orientation.x, pose.orientation.y,
                                     pose.orientation.z, pose.orientation.w]))
+    _read_gripper(bag, options, plan)
     max_age_ns = int((options.max_frame_age_s or max(2 * period, 0.5)) * 1e9)
     if action_topic is not None:
         plan.action_source = f'action topic {action_topic.name}'
@@ -278,6 +302,23 @@ def plan_steps(bag: BagReader, space: ActionSpace, options: StepOptions) -> Step
         _plan_from_twists(bag, space, options, twist, gripper, frame_times, instructions,
                           max_age_ns, plan)
     return plan
+
+
+def _read_gripper(bag: BagReader, options: StepOptions, plan: StepPlan) -> None:
+    """Read the gripper joint's openings from joint_states (none: the bag has no such topic)."""
+    topic = _pick(bag, options.joint_topic, (JOINT_STATE,), ('joint_states',), 'joint state',
+                  '--joint-topic', required=False)
+    scale = GripperMap(open_position=options.gripper_open_position,
+                       closed_position=options.gripper_closed_position)
+    for time_ns, msg in _read(bag, topic):
+        names = list(msg.name)
+        if options.gripper_joint not in names:
+            continue
+        index = names.index(options.gripper_joint)
+        opening = scale.openness(msg.position[index]) if index < len(msg.position) else None
+        if opening is not None:
+            plan.gripper_times.append(time_ns)
+            plan.gripper_openings.append(opening)
 
 
 def _instruction_at(instructions: List[Tuple[int, str]], times: List[int],
@@ -442,4 +483,5 @@ def iter_steps(bag: BagReader, plan: StepPlan) -> Iterator[DecisionStep]:
             step = plan.steps[index]
             yield DecisionStep(index, step.time_ns, step.frame_time_ns, image, step.instruction,
                                step.episode, step.action.copy(), step.terminate, step.clipped,
-                               plan.state_at(step.frame_time_ns))
+                               plan.state_at(step.frame_time_ns),
+                               plan.gripper_at(step.frame_time_ns))

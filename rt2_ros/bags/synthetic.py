@@ -24,12 +24,17 @@ TOPIC_TYPES = {
     '/servo/delta_twist_cmds': 'geometry_msgs/msg/TwistStamped',
     '/gripper/commands': 'std_msgs/msg/Float64MultiArray',
     '/expert/action': 'std_msgs/msg/Float64MultiArray',
+    '/joint_states': 'sensor_msgs/msg/JointState',
 }
 TOPIC_QOS = {'/camera/image_raw': SENSOR_DATA, '/instruction': LATCHED}
 ALL_PARTS = ('camera', 'instruction', 'ee_pose', 'twist', 'gripper', 'action')
+# Asked for by name only: the golden bags predate it. joint_states holds the sim's gripper_joint
+# (the opening of the last gripper command) beside a wheel joint.
+OPTIONAL_PARTS = ('joint_states',)
 PART_TOPICS = {'camera': '/camera/image_raw', 'instruction': '/instruction',
                'ee_pose': '/ee_pose', 'twist': '/servo/delta_twist_cmds',
-               'gripper': '/gripper/commands', 'action': '/expert/action'}
+               'gripper': '/gripper/commands', 'action': '/expert/action',
+               'joint_states': '/joint_states'}
 
 
 @dataclass
@@ -133,12 +138,14 @@ def build_session(spec: SessionSpec, typestore: Any) -> Session:
     translation = space.indices('translation')
     rotation = space.indices('rotation')
     gripper = space.gripper_index
+    openings: List[Tuple[int, float]] = []
     for k, decision_ns in enumerate(decisions):
         action = actions[k]
         add('action', decision_ns, types['std_msgs/msg/Float64MultiArray'](
             layout=layout, data=action.astype(np.float64)))
         if gripper is not None:
             openness = space.gripper_openness(action[gripper])
+            openings.append((decision_ns, float(openness)))
             add('gripper', decision_ns, types['std_msgs/msg/Float64MultiArray'](
                 layout=layout, data=np.array([openness])))
         velocity = action[translation] / (period_ns / 1e9)
@@ -158,8 +165,14 @@ def build_session(spec: SessionSpec, typestore: Any) -> Session:
             orientation=types['geometry_msgs/msg/Quaternion'](0.0, 0.0, 0.0, 1.0))
         add('ee_pose', time_ns + 1_000_000, types['geometry_msgs/msg/PoseStamped'](
             header=stamp(time_ns), pose=pose))
+        # read just before the frame: the fingers have followed the commands sent before it
+        commanded = [opening for t, opening in openings if t < time_ns]
+        add('joint_states', time_ns - 1_000_000, types['sensor_msgs/msg/JointState'](
+            header=stamp(time_ns - 1_000_000), name=['wheel_left_joint', 'gripper_joint'],
+            position=np.array([0.5, commanded[-1] if commanded else 1.0]),
+            velocity=np.zeros(0), effort=np.zeros(0)))
     messages.sort(key=lambda m: m[2])
-    topics = [PART_TOPICS[p] for p in ALL_PARTS if p in spec.parts]
+    topics = [PART_TOPICS[p] for p in ALL_PARTS + OPTIONAL_PARTS if p in spec.parts]
     return Session(messages, decisions, actions, period_ns, topics)
 
 

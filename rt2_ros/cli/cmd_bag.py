@@ -52,6 +52,12 @@ def _step_options(parser: argparse.ArgumentParser) -> None:
                        '(default: .../gripper/commands)')
     group.add_argument('--pose-topic', help='PoseStamped end-effector topic passed to the policy '
                        'as its state (default: .../ee_pose when present)')
+    group.add_argument('--joint-topic', help='sensor_msgs/JointState topic holding the gripper '
+                       'joint, passed to a policy whose prompt states the gripper (default: '
+                       '.../joint_states when present)')
+    group.add_argument('--gripper-joint', help='name of the gripper joint in --joint-topic, '
+                       'scaled by --gripper-closed/open-position (default: gripper_joint, the '
+                       "simulator's)")
     group.add_argument('--period', type=float, help='decision period in seconds for twist-derived '
                        "actions (default: 1 / the space's nominal rate)")
     group.add_argument('--twist-timeout', type=float, default=0.1, help='seconds a twist stays in '
@@ -73,7 +79,8 @@ def _make_step_options(args: argparse.Namespace) -> Any:
         image_topic=args.image_topic, instruction_topic=args.instruction_topic,
         instruction=args.instruction, action_topic=args.action_topic,
         twist_topic=args.twist_topic, gripper_topic=args.gripper_topic,
-        pose_topic=args.pose_topic, period_s=args.period,
+        pose_topic=args.pose_topic, joint_topic=args.joint_topic,
+        gripper_joint=args.gripper_joint or StepOptions.gripper_joint, period_s=args.period,
         twist_timeout_s=args.twist_timeout,
         gripper_closed_position=args.gripper_closed_position,
         gripper_open_position=args.gripper_open_position, use_actions=not args.from_twists)

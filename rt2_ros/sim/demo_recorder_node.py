@@ -24,7 +24,7 @@ from rclpy.qos import (
 )
 from rclpy.serialization import deserialize_message
 from rt2_ros.sim.node import COMMANDS, LATCHED
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 
 STORAGES = ('mcap', 'sqlite3')
@@ -37,6 +37,7 @@ DEMO_TOPICS: Tuple[Tuple[str, Any, str, QoSProfile], ...] = (
     ('camera/camera_info', CameraInfo, 'sensor_msgs/msg/CameraInfo', qos_profile_sensor_data),
     ('instruction', String, 'std_msgs/msg/String', LATCHED),
     ('ee_pose', PoseStamped, 'geometry_msgs/msg/PoseStamped', COMMANDS),
+    ('joint_states', JointState, 'sensor_msgs/msg/JointState', COMMANDS),
     ('servo/delta_twist_cmds', TwistStamped, 'geometry_msgs/msg/TwistStamped', COMMANDS),
     ('gripper/commands', Float64MultiArray, 'std_msgs/msg/Float64MultiArray', COMMANDS),
     ('expert/action', Float64MultiArray, 'std_msgs/msg/Float64MultiArray', COMMANDS),
