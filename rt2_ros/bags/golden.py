@@ -78,11 +78,15 @@ def _close(x: Any, y: Any, tolerance: float) -> bool:
     return x == y
 
 
+def compared_topics(bag: BagReader) -> List[str]:
+    """Return the bag's topics that a comparison looks at (all but NOT_COMPARED)."""
+    return [t for t in bag.topics if not any(t.endswith(n) or t == n for n in NOT_COMPARED)]
+
+
 def read_streams(bag: BagReader, topics: Optional[Iterable[str]] = None,
                  tolerance: float = 1e-6) -> Dict[str, Stream]:
     """Collapse each compared topic of a bag into its sequence of distinct consecutive values."""
-    names = list(topics) if topics is not None else [
-        t for t in bag.topics if not any(t.endswith(n) or t == n for n in NOT_COMPARED)]
+    names = list(topics) if topics is not None else compared_topics(bag)
     streams = {t: Stream(t, bag.topics[t].msgtype) for t in names if t in bag.topics}
     if not streams:
         return streams

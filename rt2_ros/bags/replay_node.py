@@ -29,10 +29,10 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from rt2_ros.bags.errors import BagError
-from rt2_ros.bags.golden import compare_bags, NOT_COMPARED
+from rt2_ros.bags.golden import compare_bags, compared_topics, NOT_COMPARED
 from rt2_ros.bags.play_node import message_class, to_qos_profile
 from rt2_ros.bags.qos import combine_offered, LATCHED, playback_qos
 from rt2_ros.bags.reader import BagReader, open_bag
@@ -232,7 +232,8 @@ def replay_test(options: ReplayOptions) -> ReplayResult:
             gate = PolicyGate(policy)
             try:
                 params = controller_parameters(options, gate.start())
-                stats = _run(bag, inputs, params, gate, output, work, options)
+                stats = _run(bag, inputs, params, gate, output, work, options,
+                             _expected_outputs(golden, options, params))
             finally:
                 gate.close()
         if options.keep is not None:
@@ -261,8 +262,24 @@ def _is_bag_directory(path: Path) -> bool:
                for p in path.iterdir())
 
 
+def _expected_outputs(golden: Path, options: ReplayOptions, params: Dict[str, Any]) -> Set[str]:
+    """
+    Return the controller topics the replay must be subscribed to before it starts.
+
+    DDS discovers a node's publishers one by one, so the first ones found are not all of them:
+    a topic subscribed to late (or never) would record nothing. Comparing: every topic of the
+    golden bag. Writing one: the decisions, the episode end and the arm's command topic.
+    """
+    if not options.update:
+        with open_bag(golden) as want:
+            return set(compared_topics(want))
+    command = 'target_pose' if params.get('output.mode') == 'pose' else 'servo/delta_twist_cmds'
+    return {f'{NAMESPACE}/{CONTROLLER}/action', f'{NAMESPACE}/{CONTROLLER}/terminated',
+            f'{NAMESPACE}/{command}'}
+
+
 def _run(bag: BagReader, inputs: Dict[str, str], params: Dict[str, Any], gate: Any,
-         output: Path, work: Path, options: ReplayOptions) -> Dict[str, Any]:
+         output: Path, work: Path, options: ReplayOptions, expected: Set[str]) -> Dict[str, Any]:
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -298,7 +315,7 @@ def _run(bag: BagReader, inputs: Dict[str, str], params: Dict[str, Any], gate: A
             process = subprocess.Popen(controller_command(NAMESPACE, params_path), stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True,
                                        env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        _subscribe_outputs(node, outputs, writer, process, log_path, clock, first_ns)
+        _subscribe_outputs(node, outputs, writer, process, log_path, clock, first_ns, expected)
         stats = _step(bag, inputs, publishers, clock, outputs, gate, process, log_path,
                       period_ns, options, started)
     finally:
@@ -334,8 +351,8 @@ def _controller_failed(process: Any, log_path: Path, what: str) -> BagError:
 
 
 def _subscribe_outputs(node: Any, outputs: _Outputs, writer: BagWriter, process: Any,
-                       log_path: Path, clock: Any, clock_ns: int) -> None:
-    """Wait for the configured controller and subscribe to everything it publishes."""
+                       log_path: Path, clock: Any, clock_ns: int, expected: Set[str]) -> None:
+    """Wait until the controller publishes every expected topic; subscribe to all it has."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     found: Dict[str, str] = {}
     while True:
@@ -346,11 +363,12 @@ def _subscribe_outputs(node: Any, outputs: _Outputs, writer: BagWriter, process:
         except Exception:  # noqa: BLE001 - the node is not discovered yet
             names = []
         found = {name: types[0] for name, types in names if types}
-        if any(name.endswith('/action') for name in found):
+        if expected <= set(found):
             break
         if time.monotonic() > deadline:
+            missing = ', '.join(sorted(expected - set(found)))
             raise _controller_failed(process, log_path, 'did not configure within '
-                                     f'{STARTUP_TIMEOUT_S:.0f} s')
+                                     f'{STARTUP_TIMEOUT_S:.0f} s (no publisher of {missing})')
         _publish_clock(clock, clock_ns)
         time.sleep(0.05)  # polling DDS discovery, which has no event
     from diagnostic_msgs.msg import DiagnosticArray
