@@ -68,7 +68,8 @@ def main(argv=None) -> int:
         params = sum(p.numel() for p in policy.model.parameters())
         rng = np.random.default_rng(0)
         observations = [Observation(image=rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
-                                    instruction='pick up the red block and put it left')
+                                    instruction='pick up the red block and put it left',
+                                    gripper=1.0)
                         for _ in range(args.batch)]
         for _ in range(3):
             policy.infer(observations[0])

@@ -47,8 +47,10 @@ def _observations(count: int, seed: int = 0) -> List[Any]:
     from rt2_ros.policy.base import Observation
     rng = np.random.default_rng(seed)
     words = ('pick up the red block', 'push the blue cube left', 'put the green ball on the mat')
+    # the gripper's opening: the bundled model's prompt states it (proprioception)
     return [Observation(image=rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
-                        instruction=words[i % len(words)]) for i in range(count)]
+                        instruction=words[i % len(words)], gripper=float(i % 2))
+            for i in range(count)]
 
 
 def latency(rounds: int, decisions: int) -> List[Dict[str, Any]]:

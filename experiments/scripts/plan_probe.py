@@ -107,7 +107,8 @@ def free_running(model: Path, states: List[ExpertState], threads: int) -> Dict[s
     plan = checkpoint_robot_plan(model)
     out: Dict[str, list] = {'bins': [], 'plans': [], 'request_ms': [], 'plan': plan}
     for state in states:
-        result = policy.infer(Observation(image=state.image, instruction=state.instruction))
+        result = policy.infer(Observation(image=state.image, instruction=state.instruction,
+                                          gripper=state.opening))
         out['bins'].append(np.asarray(result.decoded[0].bins, int))
         out['plans'].append(plan_numbers(result.plan, len(plan_names(plan))))
         out['request_ms'].append(result.timing.request_s * 1000.0)
