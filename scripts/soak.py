@@ -137,6 +137,7 @@ def run_soak(duration: float, interval: float = 5.0, warmup: float = 20.0,
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile
     from rt2_ros.sim.episode_client_node import SimEpisodeClient
+    from rt2_ros.sim.limits import SIM_PROPRIOCEPTION_PARAMS
     from std_msgs.msg import Bool, Float64MultiArray, String
     from support.ros_harness import NodeProcess, RosHarness
     from support.scripted_policy_server import wait_for_health, wait_for_url
@@ -158,7 +159,7 @@ def run_soak(duration: float, interval: float = 5.0, warmup: float = 20.0,
         controller_params = {
             'policy.backend': 'openvla_http', 'policy.url': url, 'policy.timeout_s': 5.0,
             'action_space': 'rt2', 'enabled_on_start': True, 'watchdog.image_timeout_s': 1.0,
-            'viz.annotated_image': False,
+            'viz.annotated_image': False, **SIM_PROPRIOCEPTION_PARAMS,
         }
         with NodeProcess(namespace=NAMESPACE, params=controller_params) as controller, \
                 RosHarness(namespace=NAMESPACE, harness_name='rt2_soak') as h:

@@ -222,3 +222,31 @@ def test_killed_server_is_unavailable_to_a_connected_client(server, served, key_
         for client in (ws_client, http_client):
             with pytest.raises(PolicyUnavailable):
                 client.infer(OBS)
+
+
+def test_a_gripper_prompt_model_is_served_the_measured_opening(tmp_path, key_env):
+    """The openvla_http client sends Observation.gripper; rt2 serve states it in the prompt."""
+    import shutil
+
+    model = tmp_path / 'gripper_model'
+    shutil.copytree(tiny_checkpoint('rt2'), model)
+    (model / 'training.json').write_text(json.dumps({'config': {'prompt_template':
+                                                                'rt2_gripper'}}))
+    process, url = start_serve(model)
+    try:
+        policy = make_policy(PolicyConfig(backend='openvla_http', url=url, api_key_env=KEY_ENV,
+                                          timeout_s=30.0))
+        try:
+            told = Observation(image=IMAGE, instruction='pick up the rock', gripper=0.3)
+            assert policy.infer(told).actions.shape[-1] == SPACE.size
+            with pytest.raises(PolicyProtocolError):
+                policy.infer(OBS)  # no opening: the server cannot write the prompt
+        finally:
+            policy.close()
+        headers = {'Authorization': f'Bearer {KEY}'}
+        for bad in (1.5, -0.1, 'open', True):
+            body = json_numpy.dumps({'image': IMAGE, 'instruction': 'lift it', 'gripper': bad})
+            reply = requests.post(f'{url}/act', data=body, headers=headers, timeout=30)
+            assert reply.status_code == 422 and 'gripper' in reply.text
+    finally:
+        stop(process)

@@ -98,12 +98,16 @@ class PolicyGate:
                 payload = decode_json_numpy(outer)
             image = np.asarray(payload['image'])
             instruction = str(payload.get('instruction', ''))
+            # the controller's reading of the gripper joint (an openvla_http extension)
+            gripper = payload.get('gripper')
+            gripper = None if gripper is None else float(gripper)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, WireFormatError) as exc:
             return 400, json.dumps({'detail': f'bad request: {exc}'}).encode()
         started = time.monotonic()
         try:
             with self._policy_lock:
-                result = self.policy.infer(Observation(image=image, instruction=instruction))
+                result = self.policy.infer(Observation(image=image, instruction=instruction,
+                                                       gripper=gripper))
         except PolicyError as exc:
             self.failures.append(f'{exc.cause}: {exc}')
             return 500, json.dumps({'detail': f'{exc.cause}: {exc}'}).encode()

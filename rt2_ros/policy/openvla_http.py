@@ -3,8 +3,11 @@ Client for OpenVLA's REST server (vla-scripts/deploy.py) and servers compatible 
 
 Wire format, as deploy.py defines it: `POST /act` with the JSON body
 `{"image": <json_numpy uint8 HxWx3>, "instruction": str, "unnorm_key": str}`, or, for clients
-without json_numpy, `{"encoded": "<that body as a JSON string>"}`. The reply is the action as a
-json_numpy array (a JSON string holding json_numpy text in the encoded form). On any exception
+without json_numpy, `{"encoded": "<that body as a JSON string>"}`. When the observation has the
+gripper's measured opening, the body also has `"gripper": <0..1>`, an extension deploy.py
+ignores and `rt2 serve` passes to a model whose prompt states the gripper. The reply is the
+action as a json_numpy array (a JSON string holding json_numpy text in the encoded form). On any
+exception
 deploy.py replies HTTP 200 with the JSON string "error", so a 200 is not success by itself.
 
 Settings (PolicyConfig): url (the server, `/act` is appended unless present), timeout_s,
@@ -78,6 +81,8 @@ class OpenVLAHttpPolicy(Policy):
         }
         if self.config.unnorm_key:
             payload['unnorm_key'] = self.config.unnorm_key
+        if observation.gripper is not None:
+            payload['gripper'] = float(observation.gripper)
         text = json.dumps(payload, separators=(',', ':'))
         if self.encoded:
             text = json.dumps({'encoded': text}, separators=(',', ':'))

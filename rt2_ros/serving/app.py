@@ -294,7 +294,13 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Any:
                 raise RequestError(400, f'unnorm_key {unnorm_key!r} is not available: this '
                                    f'server un-normalizes {how}')
             extras['unnorm_key'] = unnorm_key
-        return Observation(image=image, instruction=instruction, extras=extras), encoded
+        gripper = payload.get('gripper')
+        if gripper is not None and (isinstance(gripper, bool) or
+                                    not isinstance(gripper, (int, float)) or
+                                    not 0.0 <= gripper <= 1.0):
+            raise RequestError(422, 'gripper must be the opening, a number from 0 to 1')
+        return Observation(image=image, instruction=instruction, extras=extras,
+                           gripper=None if gripper is None else float(gripper)), encoded
 
     @app.post('/act')
     async def act(request: Request) -> Response:
