@@ -31,6 +31,8 @@ from rt2_ros.bags.images import image_to_rgb, IMAGE_TYPES
 from rt2_ros.bags.reader import BagReader, TopicInfo
 from rt2_ros.bags.rotations import matrix_to_rpy, rotvec_to_matrix
 from rt2_ros.controller.mapping import GripperMap
+from rt2_ros.controller.params import BY_NAME
+from rt2_ros.controller.proprioception import fresh_opening, GripperReading, joint_position
 from rt2_ros.sim.limits import SIM_GRIPPER_JOINT
 
 STRING = 'std_msgs/msg/String'
@@ -40,7 +42,7 @@ POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 # A gripper reading older than this at a frame is no reading: the controller's default
 # watchdog.pose_timeout_s, which it applies to proprioception too.
-GRIPPER_MAX_AGE_S = 0.5
+GRIPPER_MAX_AGE_S = float(BY_NAME['watchdog.pose_timeout_s'].default)
 SERVO_TIMEOUT_S = 0.1
 
 
@@ -129,9 +131,10 @@ class StepPlan:
         last one is older than GRIPPER_MAX_AGE_S.
         """
         index = bisect_right(self.gripper_times, time_ns) - 1
-        if index < 0 or time_ns - self.gripper_times[index] > GRIPPER_MAX_AGE_S * 1e9:
+        if index < 0:
             return None
-        return self.gripper_openings[index]
+        reading = GripperReading(self.gripper_openings[index], self.gripper_times[index] / 1e9)
+        return fresh_opening(reading, time_ns / 1e9, GRIPPER_MAX_AGE_S)
 
     def describe(self) -> Dict[str, object]:
         return {'image_topic': self.image_topic, 'instruction': self.instruction_source,
@@ -311,11 +314,8 @@ def _read_gripper(bag: BagReader, options: StepOptions, plan: StepPlan) -> None:
     scale = GripperMap(open_position=options.gripper_open_position,
                        closed_position=options.gripper_closed_position)
     for time_ns, msg in _read(bag, topic):
-        names = list(msg.name)
-        if options.gripper_joint not in names:
-            continue
-        index = names.index(options.gripper_joint)
-        opening = scale.openness(msg.position[index]) if index < len(msg.position) else None
+        position = joint_position(msg.name, msg.position, options.gripper_joint)
+        opening = None if position is None else scale.openness(position)
         if opening is not None:
             plan.gripper_times.append(time_ns)
             plan.gripper_openings.append(opening)

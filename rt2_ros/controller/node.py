@@ -55,7 +55,7 @@ from rt2_ros.controller.annotate import annotate
 from rt2_ros.controller.core import ControllerCore, CoreConfig, ReplyOutcome, TickOutput
 from rt2_ros.controller.inference import InferencePool, InferenceReply, InferenceRequest
 from rt2_ros.controller.mapping import ActionMapper
-from rt2_ros.controller.proprioception import fresh_opening, GripperReading
+from rt2_ros.controller.proprioception import fresh_opening, GripperReading, joint_position
 from rt2_ros.controller.safety import SafetyStage
 from rt2_ros.controller.ticker import SteadyTicker
 from rt2_ros.policy.base import Observation, PolicyConfig
@@ -63,7 +63,7 @@ from rt2_ros.policy.factory import backend_class
 from rt2_ros.policy.settings import redact
 from rt2_ros.ros.actuators import ActuatorOutputs
 from rt2_ros.ros.convert import (
-    action_array, build_observation, joint_position, pose_sample, stamp_seconds,
+    action_array, build_observation, pose_sample, stamp_seconds,
 )
 from rt2_ros.ros.diagnostics import build_diagnostics
 from rt2_ros.ros.executors import make_executor
@@ -523,7 +523,7 @@ class ControllerNode(LifecycleNode):
         rt, core = self._rt, self.core
         if core is None or rt is None:
             return
-        position = joint_position(msg, rt['gripper_joint'])
+        position = joint_position(msg.name, msg.position, rt['gripper_joint'])
         if position is None:
             return  # another driver's joints on the same topic
         opening = core.mapper.gripper.openness(position)

@@ -9,7 +9,7 @@ controller halts on the policy's error until a fresh reading arrives.
 """
 from dataclasses import dataclass
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,15 @@ class GripperReading:
 
     opening: float
     stamp: float
+
+
+def joint_position(names: Sequence[str], positions: Sequence[float],
+                   joint: str) -> Optional[float]:
+    """Return `joint`'s position in a JointState's name/position lists, or None when absent."""
+    names = list(names)
+    if joint not in names or names.index(joint) >= len(positions):
+        return None
+    return float(positions[names.index(joint)])
 
 
 def fresh_opening(reading: Optional[GripperReading], now: float,

@@ -15,7 +15,6 @@ import numpy as np
 from rt2_ros.controller import images
 from rt2_ros.controller.safety import PoseSample
 from rt2_ros.policy.base import Observation
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 
@@ -54,17 +53,6 @@ def build_observation(msg: Any, size: Optional[Tuple[int, int]], instruction: st
         image = image_msg_to_rgb(msg, size)
     return Observation(image=image, instruction=instruction, stamp=stamp, state=state,
                        gripper=gripper, jpeg=jpeg)
-
-
-def joint_position(msg: JointState, joint: str) -> Optional[float]:
-    """Return the position of `joint` in a JointState, or None when it is not in the message."""
-    try:
-        index = list(msg.name).index(joint)
-    except ValueError:
-        return None
-    if index >= len(msg.position):
-        return None
-    return float(msg.position[index])
 
 
 def pose_sample(msg: PoseStamped, received: float) -> PoseSample:
